@@ -1,0 +1,143 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/* Maps, run-time knobs and helpers shared by every odigos-trace BPF program.
+ * Maps and knobs are __weak so each .bpf.c can include this header and
+ * `bpftool gen object` merges them into one skeleton. */
+#ifndef ODIGOS_COMMON_BPF_H
+#define ODIGOS_COMMON_BPF_H
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+#include "odigos/abi.h"
+
+#define AF_UNIX 1
+#define AF_INET 2
+#define AF_INET6 10
+#define S_IFMT 00170000
+#define S_IFSOCK 0140000
+#define MSG_PEEK 2
+#define EAGAIN 11
+#define EINPROGRESS 115
+
+/* Knobs set by userspace before load (rodata). */
+const volatile __u32 cfg_self_tgid __weak = 0;      /* never traced */
+const volatile __u32 cfg_capture_size __weak = 4096; /* <= OT_MAX_CAPTURE */
+const volatile __u8 cfg_filter_pid __weak = 0;      /* only tgids in traced_tgids */
+const volatile __u8 cfg_filter_cgroup __weak = 0;   /* only cgroups in traced_cgroups */
+const volatile __u8 cfg_filter_port __weak = 0;     /* only connections with a port in traced_ports */
+const volatile __u8 cfg_match_exe __weak = 0;       /* exec of an exe_targets inode is traced */
+const volatile __u32 cfg_wakeup_bytes __weak = 65536; /* wake the reader past this backlog */
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 16 << 20); /* resized by userspace (--ringbuf-size) */
+} events SEC(".maps") __weak;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u32);   /* tgid */
+	__type(value, __u32); /* OT_PROC_* */
+} traced_tgids SEC(".maps") __weak;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 64);
+	__type(key, struct ot_exe_key);
+	__type(value, __u32);
+} exe_targets SEC(".maps") __weak;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 64);
+	__type(key, __u64); /* cgroup v2 id */
+	__type(value, __u32);
+} traced_cgroups SEC(".maps") __weak;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 64);
+	__type(key, __u16); /* port, host order */
+	__type(value, __u32);
+} traced_ports SEC(".maps") __weak;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64); /* socket cookie */
+	__type(value, struct ot_conn_state);
+} conns SEC(".maps") __weak;
+
+/* Role learnt from accept() before the connection's first I/O. Keyed by the
+ * struct sock address, which is stable while the socket lives. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, __u8);
+} accepted_socks SEC(".maps") __weak;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, OT_DROP__COUNT);
+	__type(key, __u32);
+	__type(value, __u64);
+} drops SEC(".maps") __weak;
+
+/* Per-CPU scratch for a data event: twice the largest capture so the verifier
+ * can prove every masked copy stays in bounds. A plain array indexed by CPU
+ * (programs cannot migrate while they run): per-CPU map values are limited to
+ * 32 KiB. Userspace sets max_entries to the number of possible CPUs. */
+struct data_scratch {
+	struct ot_data_event ev;
+	__u8 buf[2 * OT_MAX_CAPTURE];
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct data_scratch);
+} scratch SEC(".maps") __weak;
+
+static __always_inline void count_drop(__u32 kind)
+{
+	__u64 *v = bpf_map_lookup_elem(&drops, &kind);
+	if (v)
+		__sync_fetch_and_add(v, 1);
+}
+
+/* Is the current process one we trace? Cheapest checks first. */
+static __always_inline bool current_is_traced(__u32 tgid)
+{
+	if (tgid == cfg_self_tgid)
+		return false;
+	if (cfg_filter_pid && !bpf_map_lookup_elem(&traced_tgids, &tgid))
+		return false;
+	if (cfg_filter_cgroup) {
+		__u64 cg = bpf_get_current_cgroup_id();
+		if (!bpf_map_lookup_elem(&traced_cgroups, &cg))
+			return false;
+	}
+	return true;
+}
+
+/* Wake the reader only once enough is queued; it also polls on a timer. */
+static __always_inline __u64 ringbuf_flags(void)
+{
+	__u64 avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+	return avail >= cfg_wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+}
+
+static __always_inline void fill_hdr(struct ot_event_hdr *h, __u32 type)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	h->type = type;
+	h->cpu = bpf_get_smp_processor_id();
+	h->ts_ns = bpf_ktime_get_ns();
+	h->tgid = id >> 32;
+	h->tid = (__u32)id;
+}
+
+#endif

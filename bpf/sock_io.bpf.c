@@ -1,0 +1,219 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/* Socket payload capture: one hook per socket read/write.
+ *
+ * sock:sock_{send,recv}_length fire inside sock_{send,recv}msg_nosec for every
+ * socket I/O (read/write, readv/writev, send*, recv*, sendfile via splice) with
+ * the struct sock and the true byte count. The user buffer is not a tracepoint
+ * argument, so it is taken from the syscall's saved registers (pt_regs): the
+ * syscall number says where the buffer or iovec array is. No syscall enter/exit
+ * hook is needed, and processes we do not trace pay one map lookup. */
+#include "common.bpf.h"
+
+#define NR_read 0
+#define NR_write 1
+#define NR_readv 19
+#define NR_writev 20
+#define NR_sendfile 40
+#define NR_sendto 44
+#define NR_recvfrom 45
+#define NR_sendmsg 46
+#define NR_recvmsg 47
+
+static __always_inline void read_addrs(const struct sock *sk, struct ot_addr *local,
+				       struct ot_addr *remote)
+{
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	local->family = family;
+	remote->family = family;
+	if (family == AF_INET) {
+		BPF_CORE_READ_INTO(local->addr, sk, __sk_common.skc_rcv_saddr);
+		BPF_CORE_READ_INTO(remote->addr, sk, __sk_common.skc_daddr);
+	} else if (family == AF_INET6) {
+		BPF_CORE_READ_INTO(local->addr, sk, __sk_common.skc_v6_rcv_saddr);
+		BPF_CORE_READ_INTO(remote->addr, sk, __sk_common.skc_v6_daddr);
+	}
+	if (family == AF_INET || family == AF_INET6) {
+		local->port = BPF_CORE_READ(sk, __sk_common.skc_num);
+		remote->port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	}
+}
+
+static __always_inline bool port_selected(const struct sock *sk)
+{
+	if (!cfg_filter_port)
+		return true;
+	__u16 lport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	__u16 rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	return bpf_map_lookup_elem(&traced_ports, &lport) ||
+	       bpf_map_lookup_elem(&traced_ports, &rport);
+}
+
+static __always_inline int emit_conn_open(struct sock *sk, __u64 cookie, __u8 role)
+{
+	struct ot_conn_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count_drop(OT_DROP_RINGBUF);
+		return -1;
+	}
+	__builtin_memset(e, 0, sizeof(*e));
+	fill_hdr(&e->hdr, OT_EV_CONN_OPEN);
+	e->cookie = cookie;
+	e->role = role;
+	e->protocol = BPF_CORE_READ(sk, sk_protocol);
+	read_addrs(sk, &e->local, &e->remote);
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	bpf_ringbuf_submit(e, ringbuf_flags());
+	return 0;
+}
+
+static __always_inline __u32 clamp_capture(__u64 n)
+{
+	if (n > cfg_capture_size)
+		n = cfg_capture_size;
+	if (n > OT_MAX_CAPTURE)
+		n = OT_MAX_CAPTURE;
+	return n;
+}
+
+/* Copies up to `limit` bytes spread over a user iovec array into s->buf. */
+static __always_inline __u32 copy_iov(struct data_scratch *s, const struct iovec *iovp,
+				      __u64 iovcnt, __u32 limit)
+{
+	__u32 off = 0;
+	for (int i = 0; i < OT_MAX_IOV; i++) {
+		struct iovec iov;
+		if (i >= iovcnt || off >= limit)
+			break;
+		if (bpf_probe_read_user(&iov, sizeof(iov), &iovp[i]))
+			break;
+		__u64 n = iov.iov_len;
+		if (n > limit - off)
+			n = limit - off;
+		if (n > OT_MAX_CAPTURE)
+			n = OT_MAX_CAPTURE;
+		/* off < limit <= OT_MAX_CAPTURE: the mask only tells the verifier. */
+		__u32 at = off & (OT_MAX_CAPTURE - 1);
+		if (bpf_probe_read_user(&s->buf[at], n, iov.iov_base))
+			break;
+		off += n;
+	}
+	return off;
+}
+
+static __always_inline int handle_io(struct sock *sk, int ret, int flags, __u8 dir)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tgid = id >> 32;
+
+	if (!current_is_traced(tgid))
+		return 0;
+	if (ret < 0 && ret == -EAGAIN)
+		return 0;
+	if (dir == OT_DIR_INGRESS && (flags & MSG_PEEK))
+		return 0;
+	if (ret == 0 && dir == OT_DIR_EGRESS)
+		return 0;
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	if (family != AF_INET && family != AF_INET6 && family != AF_UNIX)
+		return 0;
+	if (!port_selected(sk))
+		return 0;
+
+	__u64 cookie = bpf_get_socket_cookie(sk);
+	struct ot_conn_state *st = bpf_map_lookup_elem(&conns, &cookie);
+	if (!st) {
+		struct ot_conn_state init = {};
+		__u64 skp = (__u64)sk;
+		__u8 *role = bpf_map_lookup_elem(&accepted_socks, &skp);
+		init.tgid = tgid;
+		if (role) {
+			init.role = *role;
+			bpf_map_delete_elem(&accepted_socks, &skp);
+		}
+		bpf_map_update_elem(&conns, &cookie, &init, BPF_NOEXIST);
+		st = bpf_map_lookup_elem(&conns, &cookie);
+		if (!st) {
+			count_drop(OT_DROP_CONN_TABLE);
+			return 0;
+		}
+	}
+	if (st->flags & OT_CONN_IGNORE)
+		return 0;
+	if (!(st->flags & OT_CONN_ANNOUNCED)) {
+		if (emit_conn_open(sk, cookie, st->role) == 0)
+			__sync_fetch_and_or(&st->flags, OT_CONN_ANNOUNCED);
+	}
+
+	__u32 cpu = bpf_get_smp_processor_id();
+	struct data_scratch *s = bpf_map_lookup_elem(&scratch, &cpu);
+	if (!s)
+		return 0;
+	struct ot_data_event *ev = &s->ev;
+	fill_hdr(&ev->hdr, OT_EV_DATA);
+	__u32 len = ret > 0 ? ret : 0;
+	ev->cookie = cookie;
+	ev->dir = dir;
+	ev->role = st->role;
+	ev->len = len;
+	ev->pos = __sync_fetch_and_add(&st->pos[dir & 1], len);
+	ev->flags = ret == 0 ? OT_DATA_EOF : (ret < 0 ? OT_DATA_ERROR : 0);
+	ev->err = ret < 0 ? ret : 0;
+
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
+	long nr = BPF_CORE_READ(regs, orig_ax);
+	unsigned long a0 = BPF_CORE_READ(regs, di);
+	unsigned long a1 = BPF_CORE_READ(regs, si);
+	unsigned long a2 = BPF_CORE_READ(regs, dx);
+	ev->syscall = (nr >= 0 && nr < OT_SYSCALL_OTHER) ? nr : OT_SYSCALL_OTHER;
+	ev->fd = (__s32)a0;
+
+	__u32 cap = 0;
+	if (len > 0) {
+		__u32 limit = clamp_capture(len);
+		switch (nr) {
+		case NR_read:
+		case NR_write:
+		case NR_sendto:
+		case NR_recvfrom:
+			if (limit > 0 && bpf_probe_read_user(s->buf, limit, (void *)a1) == 0)
+				cap = limit;
+			break;
+		case NR_readv:
+		case NR_writev:
+			cap = copy_iov(s, (const struct iovec *)a1, a2, limit);
+			break;
+		case NR_sendmsg:
+		case NR_recvmsg: {
+			struct user_msghdr msg;
+			if (bpf_probe_read_user(&msg, sizeof(msg), (void *)a1) == 0)
+				cap = copy_iov(s, msg.msg_iov, msg.msg_iovlen, limit);
+			break;
+		}
+		default: /* sendfile, splice, io_uring: no user buffer to copy */
+			ev->fd = nr == NR_sendfile ? (__s32)a0 : -1;
+			ev->flags |= OT_DATA_NO_PAYLOAD;
+			break;
+		}
+	}
+	if (cap > OT_MAX_CAPTURE)
+		cap = OT_MAX_CAPTURE;
+	ev->cap = cap;
+	if (bpf_ringbuf_output(&events, ev, sizeof(*ev) + cap, ringbuf_flags()))
+		count_drop(OT_DROP_RINGBUF);
+	return 0;
+}
+
+SEC("tp_btf/sock_send_length")
+int BPF_PROG(ot_sock_send, struct sock *sk, int ret, int flags)
+{
+	return handle_io(sk, ret, flags, OT_DIR_EGRESS);
+}
+
+SEC("tp_btf/sock_recv_length")
+int BPF_PROG(ot_sock_recv, struct sock *sk, int ret, int flags)
+{
+	return handle_io(sk, ret, flags, OT_DIR_INGRESS);
+}
+
+char LICENSE[] SEC("license") = "GPL";

@@ -1,0 +1,425 @@
+#include "cli/app.hpp"
+
+#include <bpf/libbpf.h>
+#include <cerrno>
+#include <csignal>
+#include <dirent.h>
+#include <cstring>
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <set>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "conn/conn_tracker.hpp"
+#include "core/clock.hpp"
+#include "demo/demo.hpp"
+#include "loader/bpf_probes.hpp"
+#include "loader/launcher.hpp"
+#include "loader/privileges.hpp"
+#include "loader/procfs.hpp"
+#include "loader/tracefs.hpp"
+#include "sinks/sink.hpp"
+
+namespace odigos {
+
+namespace {
+
+volatile sig_atomic_t g_stop_signal = 0;
+void on_signal(int sig) { g_stop_signal = sig; }
+
+int error_exit(const std::string& msg, const std::string& hint = "") {
+  fmt::print(stderr, "odigos-trace: error: {}\n", msg);
+  if (!hint.empty()) fmt::print(stderr, "hint: {}\n", hint);
+  return kExitError;
+}
+
+// cgroup v2 ids are the cgroup directory's inode numbers; processes in child
+// cgroups are covered by adding the whole subtree.
+bool cgroup_ids(const std::string& path, std::vector<uint64_t>* out, std::string* error) {
+  std::string dir = path;
+  if (dir.empty() || dir[0] != '/') dir = "/sys/fs/cgroup/" + dir;
+  struct stat st{};
+  if (stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    *error = "no cgroup directory '" + dir + "'";
+    return false;
+  }
+  std::vector<std::string> todo{dir};
+  while (!todo.empty()) {
+    std::string d = todo.back();
+    todo.pop_back();
+    if (stat(d.c_str(), &st) == 0) out->push_back(st.st_ino);
+    if (DIR* h = opendir(d.c_str())) {
+      while (dirent* e = readdir(h))
+        if (e->d_type == DT_DIR && e->d_name[0] != '.') todo.push_back(d + "/" + e->d_name);
+      closedir(h);
+    }
+  }
+  return true;
+}
+
+std::string unit_cgroup(const std::string& unit) {
+  std::string u = unit.find('.') == std::string::npos ? unit + ".service" : unit;
+  for (const char* slice : {"system.slice", "user.slice", ""}) {
+    std::string p = std::string("/sys/fs/cgroup/") + slice + (*slice ? "/" : "") + u;
+    struct stat st{};
+    if (stat(p.c_str(), &st) == 0) return p;
+  }
+  return "/sys/fs/cgroup/system.slice/" + u;
+}
+
+// Starts the demo server as a child (not held: it only listens before tracing
+// begins). Returns its pid and port.
+bool start_demo_server(const char* self, pid_t* pid, uint16_t* port, std::string* error) {
+  int fds[2];
+  if (pipe(fds) != 0) {
+    *error = std::string("pipe: ") + strerror(errno);
+    return false;
+  }
+  pid_t p = fork();
+  if (p < 0) {
+    *error = std::string("fork: ") + strerror(errno);
+    return false;
+  }
+  if (p == 0) {
+    close(fds[0]);
+    std::string fd = std::to_string(fds[1]);
+    execl(self, self, "__demo-server", "--ready-fd", fd.c_str(), (char*)nullptr);
+    _exit(127);
+  }
+  close(fds[1]);
+  char buf[32] = {};
+  ssize_t n = 0, got = 0;
+  while ((n = read(fds[0], buf + got, sizeof(buf) - 1 - size_t(got))) > 0) got += n;
+  close(fds[0]);
+  long v = strtol(buf, nullptr, 10);
+  if (v <= 0 || v > 65535) {
+    *error = "the demo server did not start";
+    kill(p, SIGKILL);
+    waitpid(p, nullptr, 0);
+    return false;
+  }
+  *pid = p;
+  *port = uint16_t(v);
+  return true;
+}
+
+} // namespace
+
+int run_tracer(const Options& opt_in, const char* self_exe) {
+  Options opt = opt_in;
+  WallClock clock;
+  const uint64_t t0 = WallClock::monotonic_now_ns();
+
+  // ---- checks that need nothing loaded ------------------------------------
+  for (uint32_t pid : opt.pids)
+    if (!procfs::pid_exists(pid))
+      return error_exit(fmt::format("no process with PID {}", pid));
+  std::vector<ot_exe_key> exe_keys;
+  for (auto& path : opt.exes) {
+    std::string why;
+    auto key = procfs::exe_key(path, &why);
+    if (!key) return error_exit("--exe " + why);
+    exe_keys.push_back(*key);
+  }
+  std::vector<uint64_t> cgroups;
+  for (auto& u : opt.units) opt.cgroups.push_back(unit_cgroup(u));
+  for (auto& c : opt.cgroups) {
+    std::string why;
+    if (!cgroup_ids(c, &cgroups, &why))
+      return error_exit(why, "--cgroup takes a cgroup v2 directory, e.g. /sys/fs/cgroup/system.slice/nginx.service");
+  }
+  auto priv = check_privileges();
+  if (!priv.ok)
+    return error_exit("missing capabilities: " + priv.missing,
+                      "run as root (sudo odigos-trace ...), or grant them: setcap "
+                      "cap_bpf,cap_perfmon,cap_dac_read_search,cap_sys_ptrace,cap_sys_admin+ep odigos-trace");
+  if (!kernel_has_btf())
+    return error_exit("this kernel has no BTF (/sys/kernel/btf/vmlinux is missing)",
+                      "odigos-trace needs a kernel built with CONFIG_DEBUG_INFO_BTF=y (Debian's kernels are)");
+  {
+    std::string err, hint;
+    if (!ensure_tracefs(&err, &hint)) return error_exit(err, hint);
+  }
+
+  // ---- outputs: opened before anything runs, so a bad path costs nothing ----
+  FILE* out_file = nullptr;
+  if (!opt.output.empty()) {
+    int fd = open(opt.output.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) return error_exit(fmt::format("cannot write '{}': {}", opt.output, strerror(errno)));
+    fchmod(fd, 0600); // an existing file keeps its mode otherwise
+    out_file = fdopen(fd, "w");
+    static char buf[1 << 16];
+    setvbuf(out_file, buf, _IOFBF, sizeof(buf));
+  }
+  std::vector<std::unique_ptr<Sink>> sinks;
+  if (opt.json) sinks.push_back(make_ndjson_sink(stdout, false, "standard output"));
+  if (out_file) sinks.push_back(make_ndjson_sink(out_file, true, opt.output));
+  if (!opt.json && !opt.quiet) {
+    TerminalOptions t;
+    t.color = !opt.color_never && want_color(stdout);
+    t.show_headers = opt.show_headers;
+    t.show_body = opt.show_body > 0;
+    sinks.push_back(make_terminal_sink(stdout, t));
+  }
+
+  // ---- launch mode / demo: create the held children -----------------------
+  Launcher launcher;
+  pid_t demo_server = -1;
+  std::vector<std::string> command = opt.command;
+  std::string user = opt.user;
+  if (!opt.user_given && geteuid() == 0)
+    if (const char* su = getenv("SUDO_USER"); su && *su && strcmp(su, "root") != 0) user = su;
+  if (opt.demo) {
+    uint16_t port = 0;
+    std::string err;
+    if (!start_demo_server(self_exe, &demo_server, &port, &err)) return error_exit(err);
+    opt.pids.push_back(uint32_t(demo_server));
+    command = {self_exe, "__demo-client", "--port", std::to_string(port), "--seconds",
+               fmt::format("{}", opt.demo_seconds)};
+    user.clear();
+    fmt::print(stderr, "odigos-trace: demo server listening on 127.0.0.1:{} (pid {})\n", port, demo_server);
+  }
+  auto stop_demo = [&] {
+    if (demo_server > 0) {
+      kill(demo_server, SIGTERM);
+      waitpid(demo_server, nullptr, 0);
+      demo_server = -1;
+    }
+  };
+  bool launching = !command.empty();
+  if (launching) {
+    std::string err;
+    if (!launcher.spawn_held(command, user, &err)) {
+      stop_demo();
+      return error_exit(err);
+    }
+  }
+
+  // ---- load and attach ------------------------------------------------------
+  ProbeConfig pc;
+  pc.self_tgid = uint32_t(getpid());
+  pc.capture_size = opt.capture_size;
+  pc.ringbuf_bytes = opt.ringbuf_bytes;
+  pc.filter_pid = !opt.pids.empty() || !exe_keys.empty() || launching;
+  pc.match_exe = !exe_keys.empty();
+  pc.filter_port = !opt.ports.empty();
+  pc.filter_cgroup = !cgroups.empty();
+  pc.verbose = opt.verbose;
+  std::string err;
+  auto probes = BpfProbes::load(pc, &err);
+  auto abort_children = [&] {
+    launcher.kill_child(SIGKILL);
+    if (launching) launcher.wait_blocking();
+    stop_demo();
+  };
+  if (!probes) {
+    abort_children();
+    std::string log = libbpf_recent_log();
+    if (!log.empty() && !opt.verbose) fmt::print(stderr, "{}", log);
+    return error_exit(err, "run with -v for libbpf's full log");
+  }
+  size_t initial = 0;
+  for (uint32_t pid : opt.pids)
+    for (uint32_t p : procfs::with_descendants(pid))
+      if (probes->add_tgid(p, true)) initial++;
+  for (auto& k : exe_keys) {
+    probes->add_exe(k);
+    for (uint32_t p : procfs::pids_running(k))
+      if (p != uint32_t(getpid()) && probes->add_tgid(p, true)) initial++;
+  }
+  if (launching && probes->add_tgid(uint32_t(launcher.pid()), true)) initial++;
+  for (auto port : opt.ports) probes->add_port(port);
+  for (auto id : cgroups) probes->add_cgroup(id);
+  if (!probes->attach(&err)) {
+    abort_children();
+    std::string log = libbpf_recent_log();
+    if (!log.empty() && !opt.verbose) fmt::print(stderr, "{}", log);
+    return error_exit(err);
+  }
+
+  // ---- describe what is traced: scripts wait for this line -----------------
+  std::vector<std::string> what;
+  for (auto p : opt_in.pids) what.push_back(fmt::format("pid {}", p));
+  for (auto& e : opt.exes) what.push_back("exe " + e);
+  if (opt.demo) what.push_back("demo server and client");
+  else if (launching) what.push_back(fmt::format("command '{}' (pid {})", command[0], launcher.pid()));
+  if (opt.all || (!pc.filter_pid)) what.push_back("all processes");
+  for (auto p : opt.ports) what.push_back(fmt::format("port {}", p));
+  for (auto& c : opt.cgroups) what.push_back("cgroup " + c);
+  std::string desc;
+  for (auto& w : what) desc += (desc.empty() ? "" : ", ") + w;
+  double attach_ms = double(WallClock::monotonic_now_ns() - t0) / 1e6;
+  if (pc.filter_pid)
+    fmt::print(stderr, "odigos-trace: attached {} probes in {:.0f} ms; tracing {} ({} processes)\n",
+               probes->bpf_program_count(), attach_ms, desc, initial);
+  else
+    fmt::print(stderr, "odigos-trace: attached {} probes in {:.0f} ms; tracing {}\n",
+               probes->bpf_program_count(), attach_ms, desc);
+
+  // ---- run ---------------------------------------------------------------
+  signal(SIGPIPE, SIG_IGN);
+  struct sigaction sa{};
+  sa.sa_handler = on_signal;
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGHUP, &sa, nullptr);
+
+  std::set<uint32_t> processes_seen;
+  uint64_t records = 0;
+  auto emit = [&](Record&& r) {
+    records++;
+    if (r.pid) processes_seen.insert(r.pid);
+    for (auto& s : sinks) s->write(r);
+  };
+  TrackerOptions topt;
+  topt.record.show_headers = opt.show_headers;
+  topt.record.show_body = opt.show_body;
+  topt.record.redact = opt.redact;
+  topt.http_limits.max_body_keep = std::max<size_t>(opt.show_body, 0);
+  ConnTracker tracker(
+      topt, clock, emit, [&](uint64_t cookie) { probes->ignore_conn(cookie); },
+      [&](const ot_proc_event&) {});
+
+  ring_buffer* rb = ring_buffer__new(
+      probes->events_fd(),
+      [](void* ctx, void* data, size_t size) -> int {
+        static_cast<ConnTracker*>(ctx)->handle(data, size);
+        return 0;
+      },
+      &tracker, nullptr);
+  if (!rb) {
+    abort_children();
+    return error_exit(std::string("cannot open the ring buffer: ") + strerror(errno));
+  }
+  if (launching) {
+    int code = 0;
+    if (!launcher.release(&err, &code)) {
+      ring_buffer__free(rb);
+      stop_demo();
+      fmt::print(stderr, "odigos-trace: error: cannot run '{}': {}\n", command[0], err);
+      return code;
+    }
+  }
+
+  const bool ends_with_targets = pc.filter_pid && exe_keys.empty();
+  const bool status_line = !opt.quiet && isatty(STDERR_FILENO) && !opt.verbose;
+  uint64_t last_status = 0, last_drop_check = 0, dropped_reported = 0;
+  std::optional<int> child_status;
+  std::string end_reason = "interrupted";
+  const char* stop_reason = nullptr;
+  while (true) {
+    int n = ring_buffer__poll(rb, 100);
+    if (n < 0 && n != -EINTR) {
+      fmt::print(stderr, "odigos-trace: error: reading the ring buffer: {}\n", strerror(-n));
+      break;
+    }
+    for (auto& s : sinks) s->flush();
+    bool sink_failed = false;
+    for (auto& s : sinks)
+      if (!s->ok()) sink_failed = true;
+    if (sink_failed) {
+      stop_reason = "output closed";
+      break;
+    }
+    uint64_t now = WallClock::monotonic_now_ns();
+    if (now - last_drop_check > 250'000'000ull) {
+      last_drop_check = now;
+      uint64_t d = probes->drops(OT_DROP_RINGBUF);
+      if (d > dropped_reported) {
+        Record r;
+        r.kind = RecordKind::kLoss;
+        r.start_ns = clock.to_wall_ns(now);
+        r.set("odigos.lost_events", int64_t(d - dropped_reported));
+        r.set("odigos.lost_events_total", int64_t(d));
+        emit(std::move(r));
+        records--; // not a decoded record
+        fmt::print(stderr, "odigos-trace: warning: {} events lost (ring buffer full); "
+                           "affected connections resynchronise\n", d - dropped_reported);
+        dropped_reported = d;
+      }
+    }
+    if (g_stop_signal) {
+      stop_reason = g_stop_signal == SIGTERM ? "terminated" : "interrupted";
+      break;
+    }
+    if (opt.duration_s > 0 && !opt.demo && double(now - t0) / 1e9 >= opt.duration_s) {
+      stop_reason = "duration reached";
+      break;
+    }
+    if (launching && !child_status) child_status = launcher.try_reap();
+    if (opt.demo && child_status) {
+      stop_reason = "demo finished";
+      break;
+    }
+    if (ends_with_targets && (!launching || child_status) && probes->traced_tgid_count() == 0) {
+      stop_reason = "traced processes exited";
+      break;
+    }
+    if (status_line && now - last_status > 1'000'000'000ull) {
+      last_status = now;
+      fmt::print(stderr, "\r\033[K[{:.0f}s] {} records, {} connections open, {} events lost",
+                 double(now - t0) / 1e9, records, tracker.open_connections(), dropped_reported);
+    }
+  }
+  if (status_line) fmt::print(stderr, "\r\033[K");
+
+  // ---- drain, detach, flush, summarise ---------------------------------------
+  while (ring_buffer__consume(rb) > 0) {
+  }
+  tracker.finish(WallClock::monotonic_now_ns(), "incomplete");
+  uint64_t drops = probes->drops(OT_DROP_RINGBUF);
+  uint64_t table_drops = probes->drops(OT_DROP_CONN_TABLE);
+  ring_buffer__free(rb);
+  probes.reset(); // detach
+  std::string sink_error;
+  bool broken_pipe = false;
+  for (auto& s : sinks) {
+    s->flush();
+    if (!s->ok() && sink_error.empty()) {
+      sink_error = s->error();
+      broken_pipe = s->broken_pipe();
+    }
+  }
+  sinks.clear();
+  stop_demo();
+
+  const auto& st = tracker.stats();
+  double secs = double(WallClock::monotonic_now_ns() - t0) / 1e9;
+  if (!broken_pipe || opt.verbose)
+    fmt::print(stderr,
+               "odigos-trace: {} ({:.1f} s): {} records from {} processes; {} connections, "
+               "{} not HTTP (ignored); {} events lost{}{}\n",
+               stop_reason ? stop_reason : "stopped", secs, st.records, processes_seen.size(),
+               st.connections, st.not_http, drops,
+               table_drops ? fmt::format(", {} connections untracked (table full)", table_drops) : "",
+               st.gaps ? fmt::format(", {} stream gaps", st.gaps) : "");
+  if (!sink_error.empty() && !broken_pipe) {
+    fmt::print(stderr, "odigos-trace: error: {}\n", sink_error);
+    if (launching) launcher.kill_child(SIGTERM);
+    return kExitError;
+  }
+  if (launching) {
+    if (!child_status) {
+      if (g_stop_signal) launcher.forward_signal(g_stop_signal);
+      child_status = launcher.wait_blocking();
+    }
+    if (!opt.demo) return *child_status;
+  }
+  return kExitOk;
+}
+
+int run(int argc, char** argv) {
+  ParseOutcome po = parse_options(argc, argv);
+  if (!po.options) return po.exit_code;
+  const Options& o = *po.options;
+  if (o.demo_server) return demo::run_server(o.demo_port, o.demo_ready_fd);
+  if (o.demo_client) return demo::run_client(o.demo_port, o.demo_seconds, o.demo_print);
+  char self[4096] = {};
+  ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+  if (n <= 0) return error_exit("cannot find my own executable (/proc/self/exe)");
+  return run_tracer(o, self);
+}
+
+} // namespace odigos

@@ -1,0 +1,264 @@
+#include "conn/conn_tracker.hpp"
+
+#include <cerrno>
+#include <cstring>
+
+#include "conn/addr.hpp"
+#include "loader/procfs.hpp"
+
+namespace odigos {
+
+struct ConnTracker::Conn {
+  ConnIdentity id;
+  uint8_t role = OT_ROLE_UNKNOWN;
+  uint64_t next_pos[2] = {0, 0};
+  bool pos_known[2] = {false, false};
+  uint64_t last_ts = 0;
+  bool ignored = false;
+  bool reported = false; // a connection-level record was emitted (http2)
+  http1::Session session;
+  Conn(http1::Side side, const http1::Limits& lim) : session(side, lim) {}
+};
+
+static http1::Side side_of(uint8_t role) {
+  switch (role) {
+  case OT_ROLE_SERVER: return http1::Side::kServer;
+  case OT_ROLE_CLIENT: return http1::Side::kClient;
+  default: return http1::Side::kUnknown;
+  }
+}
+
+ConnTracker::ConnTracker(TrackerOptions opt, const WallClock& clock, EmitFn emit,
+                         IgnoreFn ignore, ProcFn on_proc)
+    : opt_(std::move(opt)), clock_(clock), emit_(std::move(emit)), ignore_(std::move(ignore)),
+      on_proc_(std::move(on_proc)) {}
+
+ConnTracker::~ConnTracker() = default;
+
+const std::string& ConnTracker::command_of(uint32_t tgid) {
+  auto it = comms_.find(tgid);
+  if (it != comms_.end()) return it->second;
+  return comms_.emplace(tgid, procfs::comm(tgid)).first->second;
+}
+
+void ConnTracker::evict_if_full() {
+  if (conns_.size() < opt_.max_connections) return;
+  // Evict the connection idle the longest. O(n), but only when the table is full.
+  auto victim = conns_.begin();
+  for (auto it = conns_.begin(); it != conns_.end(); ++it)
+    if (it->second->last_ts < victim->second->last_ts) victim = it;
+  stats_.evicted++;
+  close_conn(victim->first, victim->second->last_ts, "evicted");
+}
+
+ConnTracker::Conn& ConnTracker::conn_for(uint64_t cookie, uint32_t tgid, uint8_t role,
+                                         uint64_t ts) {
+  auto it = conns_.find(cookie);
+  if (it != conns_.end()) return *it->second;
+  evict_if_full();
+  auto c = std::make_unique<Conn>(side_of(role), opt_.http_limits);
+  c->role = role;
+  c->id.pid = tgid;
+  c->id.command = command_of(tgid);
+  c->last_ts = ts;
+  stats_.connections++;
+  return *conns_.emplace(cookie, std::move(c)).first->second;
+}
+
+bool ConnTracker::handle(const void* data, size_t size) {
+  stats_.events++;
+  if (size < sizeof(ot_event_hdr)) {
+    stats_.malformed++;
+    return false;
+  }
+  ot_event_hdr hdr;
+  memcpy(&hdr, data, sizeof(hdr));
+  switch (hdr.type) {
+  case OT_EV_DATA: {
+    if (size < sizeof(ot_data_event)) break;
+    ot_data_event ev;
+    memcpy(&ev, data, sizeof(ev));
+    if (sizeof(ev) + ev.cap > size || ev.cap > ev.len) break;
+    on_data(ev, static_cast<const uint8_t*>(data) + sizeof(ev));
+    return true;
+  }
+  case OT_EV_CONN_OPEN:
+  case OT_EV_CONN_CLOSE:
+  case OT_EV_CONN_FAIL:
+  case OT_EV_CONN_RESET:
+  case OT_EV_RETRANSMIT: {
+    if (size < sizeof(ot_conn_event)) break;
+    ot_conn_event ev;
+    memcpy(&ev, data, sizeof(ev));
+    on_conn(ev);
+    return true;
+  }
+  case OT_EV_PROC_FORK:
+  case OT_EV_PROC_EXEC:
+  case OT_EV_PROC_EXIT: {
+    if (size < sizeof(ot_proc_event)) break;
+    ot_proc_event ev;
+    memcpy(&ev, data, sizeof(ev));
+    std::string comm(ev.comm, strnlen(ev.comm, sizeof(ev.comm)));
+    if (hdr.type == OT_EV_PROC_EXIT) comms_.erase(ev.hdr.tgid);
+    else comms_[ev.hdr.tgid] = comm;
+    if (on_proc_) on_proc_(ev);
+    return true;
+  }
+  default:
+    break;
+  }
+  stats_.malformed++;
+  return false;
+}
+
+void ConnTracker::on_data(const ot_data_event& ev, const uint8_t* payload) {
+  Conn& c = conn_for(ev.cookie, ev.hdr.tgid, ev.role, ev.hdr.ts_ns);
+  c.last_ts = ev.hdr.ts_ns;
+  c.id.tid = ev.hdr.tid;
+  if (c.ignored) return;
+  bool ingress = ev.dir == OT_DIR_INGRESS;
+  int d = ingress ? 0 : 1;
+  stats_.bytes_captured += ev.cap;
+
+  if (ev.flags & OT_DATA_ERROR) {
+    if (ev.err == -ECONNRESET || ev.err == -EPIPE || ev.err == -ETIMEDOUT) {
+      const char* why = ev.err == -ETIMEDOUT ? "timeout" : "connection_reset";
+      c.session.on_close(ev.hdr.ts_ns, why);
+      drain(c, ev.hdr.ts_ns);
+    }
+    return;
+  }
+  if (ev.flags & OT_DATA_EOF) {
+    c.session.on_eof(ingress, ev.hdr.ts_ns);
+    drain(c, ev.hdr.ts_ns);
+    return;
+  }
+  http1::Segment seg;
+  seg.ts_ns = ev.hdr.ts_ns;
+  seg.len = ev.len;
+  seg.data = std::string_view(reinterpret_cast<const char*>(payload), ev.cap);
+  if (c.pos_known[d] && ev.pos != c.next_pos[d]) {
+    seg.gap_before = true;
+    stats_.gaps++;
+  }
+  c.pos_known[d] = true;
+  c.next_pos[d] = ev.pos + ev.len;
+  c.session.on_data(ingress, seg);
+  drain(c, ev.hdr.ts_ns);
+  check_verdict(ev.cookie, c, ev.hdr.ts_ns);
+}
+
+void ConnTracker::drain(Conn& c, uint64_t end_hint) {
+  for (auto& ex : c.session.take_exchanges()) {
+    Record r = http1_record(ex, c.session.side(), c.id, clock_, opt_.record, end_hint);
+    stats_.records++;
+    emit_(std::move(r));
+  }
+}
+
+void ConnTracker::check_verdict(uint64_t cookie, Conn& c, uint64_t ts) {
+  if (!c.session.done() || c.ignored) return;
+  auto v = c.session.verdict();
+  if (v == http1::Verdict::kHttp2 && !c.reported) {
+    Record r;
+    r.kind = RecordKind::kConnection;
+    r.protocol = "http2";
+    r.side = c.role == OT_ROLE_SERVER ? RecordSide::kServer
+             : c.role == OT_ROLE_CLIENT ? RecordSide::kClient
+                                        : RecordSide::kUnknown;
+    r.pid = c.id.pid;
+    r.tid = c.id.tid;
+    r.command = c.id.command;
+    r.start_ns = clock_.to_wall_ns(ts);
+    r.complete = false;
+    r.set("odigos.note", std::string("http2, not decoded yet"));
+    if (c.id.addrs_known) {
+      r.set("network.peer.address", format_addr(c.id.remote));
+      r.set("network.peer.port", int64_t(c.id.remote.port));
+    }
+    c.reported = true;
+    stats_.records++;
+    emit_(std::move(r));
+  }
+  if (v == http1::Verdict::kNotHttp) stats_.not_http++;
+  c.ignored = true;
+  if (ignore_) ignore_(cookie);
+}
+
+void ConnTracker::close_conn(uint64_t cookie, uint64_t ts, const char* error_type) {
+  auto it = conns_.find(cookie);
+  if (it == conns_.end()) return;
+  Conn& c = *it->second;
+  if (!c.ignored) {
+    c.session.on_close(ts, error_type);
+    drain(c, ts);
+  }
+  stats_.desyncs += c.session.desyncs();
+  conns_.erase(it);
+}
+
+void ConnTracker::on_conn(const ot_conn_event& ev) {
+  uint64_t ts = ev.hdr.ts_ns;
+  switch (ev.hdr.type) {
+  case OT_EV_CONN_OPEN: {
+    Conn& c = conn_for(ev.cookie, ev.hdr.tgid, ev.role, ts);
+    c.id.local = ev.local;
+    c.id.remote = ev.remote;
+    c.id.addrs_known = true;
+    if (ev.comm[0]) c.id.command = std::string(ev.comm, strnlen(ev.comm, sizeof(ev.comm)));
+    break;
+  }
+  case OT_EV_CONN_CLOSE:
+    close_conn(ev.cookie, ts, "connection_closed");
+    break;
+  case OT_EV_CONN_RESET: {
+    auto it = conns_.find(ev.cookie);
+    if (it != conns_.end()) {
+      it->second->id.retransmits = ev.retransmits;
+      close_conn(ev.cookie, ts, "connection_reset");
+    }
+    break;
+  }
+  case OT_EV_RETRANSMIT: {
+    auto it = conns_.find(ev.cookie);
+    if (it != conns_.end()) it->second->id.retransmits = ev.retransmits;
+    break;
+  }
+  case OT_EV_CONN_FAIL: {
+    // An active open that never connected: no request was sent, but the
+    // failure is what the user is looking for.
+    Record r;
+    r.kind = RecordKind::kConnection;
+    r.protocol = "tcp";
+    r.side = RecordSide::kClient;
+    r.pid = ev.hdr.tgid;
+    r.tid = ev.hdr.tid;
+    r.command = command_of(ev.hdr.tgid);
+    r.start_ns = clock_.to_wall_ns(ts);
+    r.complete = false;
+    int err = ev.err;
+    r.set("error.type", std::string(err == ECONNREFUSED ? "connection_refused"
+                                    : err == ETIMEDOUT  ? "timeout"
+                                    : err == EHOSTUNREACH || err == ENETUNREACH
+                                        ? "unreachable"
+                                        : "connect_failed"));
+    r.set("server.address", format_addr(ev.remote));
+    r.set("server.port", int64_t(ev.remote.port));
+    r.set("network.peer.address", format_addr(ev.remote));
+    r.set("network.peer.port", int64_t(ev.remote.port));
+    if (ev.retransmits) r.set("odigos.tcp.retransmits", int64_t(ev.retransmits));
+    stats_.records++;
+    emit_(std::move(r));
+    break;
+  }
+  default:
+    break;
+  }
+}
+
+void ConnTracker::finish(uint64_t now, const char* error_type) {
+  while (!conns_.empty()) close_conn(conns_.begin()->first, now, error_type);
+}
+
+} // namespace odigos

@@ -1,0 +1,80 @@
+// Turns the kernel's event stream into records: one entry per connection
+// (keyed by socket cookie) holding its identity, byte positions and protocol
+// session. Single-threaded by design: the ring-buffer reader calls it directly.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <unordered_map>
+
+#include "conn/http1_records.hpp"
+#include "core/clock.hpp"
+#include "core/record.hpp"
+#include "protocols/http1/http1.hpp"
+
+extern "C" {
+#include "odigos/abi.h"
+}
+
+namespace odigos {
+
+struct TrackerStats {
+  uint64_t events = 0;
+  uint64_t bytes_captured = 0;
+  uint64_t records = 0;
+  uint64_t connections = 0;
+  uint64_t gaps = 0;         // connections' byte streams with lost bytes
+  uint64_t not_http = 0;     // connections ignored as undecodable
+  uint64_t evicted = 0;      // connections dropped by the table limit
+  uint64_t malformed = 0;    // events too short for their type
+  uint64_t desyncs = 0;
+};
+
+struct TrackerOptions {
+  RecordOptions record;
+  size_t max_connections = 65536;
+  http1::Limits http_limits;
+};
+
+class ConnTracker {
+ public:
+  using EmitFn = std::function<void(Record&&)>;
+  using IgnoreFn = std::function<void(uint64_t cookie)>;
+  using ProcFn = std::function<void(const ot_proc_event&)>;
+
+  ConnTracker(TrackerOptions opt, const WallClock& clock, EmitFn emit, IgnoreFn ignore,
+              ProcFn on_proc);
+  ~ConnTracker();
+
+  // One ring-buffer record. Returns false when it was malformed (counted).
+  bool handle(const void* data, size_t size);
+  // End of tracing: every pending request becomes an incomplete record.
+  void finish(uint64_t now_mono_ns, const char* error_type);
+  // Name of a process, cached.
+  const std::string& command_of(uint32_t tgid);
+  const TrackerStats& stats() const { return stats_; }
+  size_t open_connections() const { return conns_.size(); }
+
+ private:
+  struct Conn;
+  Conn& conn_for(uint64_t cookie, uint32_t tgid, uint8_t role, uint64_t ts);
+  void on_data(const ot_data_event& ev, const uint8_t* payload);
+  void on_conn(const ot_conn_event& ev);
+  void drain(Conn& c, uint64_t end_hint);
+  void check_verdict(uint64_t cookie, Conn& c, uint64_t ts);
+  void close_conn(uint64_t cookie, uint64_t ts, const char* error_type);
+  void evict_if_full();
+
+  TrackerOptions opt_;
+  const WallClock& clock_;
+  EmitFn emit_;
+  IgnoreFn ignore_;
+  ProcFn on_proc_;
+  std::unordered_map<uint64_t, std::unique_ptr<Conn>> conns_;
+  std::unordered_map<uint32_t, std::string> comms_;
+  TrackerStats stats_;
+};
+
+} // namespace odigos

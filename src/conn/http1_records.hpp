@@ -1,0 +1,40 @@
+// Turns a decoded HTTP/1 exchange into an output Record with OpenTelemetry
+// attribute names, applying the redaction and --show options.
+#pragma once
+
+#include <string>
+
+#include "core/clock.hpp"
+#include "core/record.hpp"
+#include "protocols/http1/http1.hpp"
+
+extern "C" {
+#include "odigos/abi.h"
+}
+
+namespace odigos {
+
+struct RecordOptions {
+  bool show_headers = false;
+  size_t show_body = 0; // bytes of body to include
+  bool redact = true;
+};
+
+struct ConnIdentity {
+  uint32_t pid = 0;
+  uint32_t tid = 0;
+  std::string command;
+  ot_addr local{};
+  ot_addr remote{};
+  bool addrs_known = false;
+  uint32_t retransmits = 0;
+};
+
+Record http1_record(const http1::Exchange& ex, http1::Side side, const ConnIdentity& id,
+                    const WallClock& clock, const RecordOptions& opt, uint64_t end_hint_ns);
+
+// Redaction helpers (unit-tested).
+bool is_sensitive_header(std::string_view lower_name);
+std::string redact_query(std::string_view query);
+
+} // namespace odigos

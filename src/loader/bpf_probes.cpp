@@ -1,0 +1,147 @@
+#include "loader/bpf_probes.hpp"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <cerrno>
+#include <cstdarg>
+#include <cstring>
+#include <deque>
+#include <unistd.h>
+#include <vector>
+
+#include "odigos.skel.h"
+
+namespace odigos {
+
+namespace {
+bool g_verbose = false;
+std::deque<std::string> g_recent;
+
+int libbpf_print(enum libbpf_print_level level, const char* fmt, va_list args) {
+  char buf[2048];
+  vsnprintf(buf, sizeof(buf), fmt, args);
+  if (g_verbose) fputs(buf, stderr);
+  if (level != LIBBPF_DEBUG || g_verbose) {
+    g_recent.emplace_back(buf);
+    if (g_recent.size() > 40) g_recent.pop_front();
+  }
+  return 0;
+}
+} // namespace
+
+std::string libbpf_recent_log() {
+  std::string out;
+  for (auto& l : g_recent) out += l;
+  return out;
+}
+
+BpfProbes::~BpfProbes() {
+  if (skel_) odigos_bpf__destroy(skel_); // detaches every link
+}
+
+std::unique_ptr<BpfProbes> BpfProbes::load(const ProbeConfig& cfg, std::string* error) {
+  g_verbose = cfg.verbose;
+  libbpf_set_print(libbpf_print);
+  std::unique_ptr<BpfProbes> p(new BpfProbes());
+  p->skel_ = odigos_bpf__open();
+  if (!p->skel_) {
+    *error = std::string("cannot open the BPF object: ") + strerror(errno);
+    return nullptr;
+  }
+  auto* ro = p->skel_->rodata;
+  ro->cfg_self_tgid = cfg.self_tgid;
+  ro->cfg_capture_size = cfg.capture_size;
+  ro->cfg_filter_pid = cfg.filter_pid;
+  ro->cfg_filter_cgroup = cfg.filter_cgroup;
+  ro->cfg_filter_port = cfg.filter_port;
+  ro->cfg_match_exe = cfg.match_exe;
+  ro->cfg_wakeup_bytes = cfg.ringbuf_bytes / 64 > 4096 ? cfg.ringbuf_bytes / 64 : 4096;
+  if (int err = bpf_map__set_max_entries(p->skel_->maps.events, cfg.ringbuf_bytes)) {
+    *error = std::string("cannot size the ring buffer: ") + strerror(-err);
+    return nullptr;
+  }
+  if (int ncpu = libbpf_num_possible_cpus(); ncpu > 0)
+    bpf_map__set_max_entries(p->skel_->maps.scratch, uint32_t(ncpu));
+  if (int err = odigos_bpf__load(p->skel_)) {
+    *error = std::string("cannot load the BPF programs into the kernel: ") + strerror(-err);
+    return nullptr;
+  }
+  return p;
+}
+
+bool BpfProbes::attach(std::string* error) {
+  if (int err = odigos_bpf__attach(skel_)) {
+    *error = std::string("cannot attach the BPF programs: ") + strerror(-err);
+    return false;
+  }
+  return true;
+}
+
+bool BpfProbes::add_tgid(uint32_t tgid, bool follow_forks) {
+  uint32_t v = follow_forks ? OT_PROC_FOLLOW_FORKS : 0;
+  return bpf_map__update_elem(skel_->maps.traced_tgids, &tgid, sizeof(tgid), &v, sizeof(v),
+                              BPF_ANY) == 0;
+}
+
+bool BpfProbes::add_exe(const ot_exe_key& key) {
+  uint32_t v = 1;
+  return bpf_map__update_elem(skel_->maps.exe_targets, &key, sizeof(key), &v, sizeof(v),
+                              BPF_ANY) == 0;
+}
+
+bool BpfProbes::add_cgroup(uint64_t id) {
+  uint32_t v = 1;
+  return bpf_map__update_elem(skel_->maps.traced_cgroups, &id, sizeof(id), &v, sizeof(v),
+                              BPF_ANY) == 0;
+}
+
+bool BpfProbes::add_port(uint16_t port) {
+  uint32_t v = 1;
+  return bpf_map__update_elem(skel_->maps.traced_ports, &port, sizeof(port), &v, sizeof(v),
+                              BPF_ANY) == 0;
+}
+
+void BpfProbes::ignore_conn(uint64_t cookie) {
+  ot_conn_state st{};
+  if (bpf_map__lookup_elem(skel_->maps.conns, &cookie, sizeof(cookie), &st, sizeof(st), 0) != 0)
+    return;
+  st.flags |= OT_CONN_IGNORE;
+  // Racing kernel updates of pos[] can be lost here; the connection is ignored from now on.
+  bpf_map__update_elem(skel_->maps.conns, &cookie, sizeof(cookie), &st, sizeof(st), BPF_EXIST);
+}
+
+size_t BpfProbes::traced_tgid_count() const {
+  size_t n = 0;
+  uint32_t key = 0, next = 0;
+  const void* prev = nullptr;
+  while (bpf_map__get_next_key(skel_->maps.traced_tgids, prev, &next, sizeof(next)) == 0) {
+    n++;
+    key = next;
+    prev = &key;
+  }
+  return n;
+}
+
+uint64_t BpfProbes::drops(ot_drop_kind kind) const {
+  int ncpu = libbpf_num_possible_cpus();
+  if (ncpu <= 0) return 0;
+  std::vector<uint64_t> vals(size_t(ncpu), 0);
+  uint32_t k = kind;
+  if (bpf_map__lookup_elem(skel_->maps.drops, &k, sizeof(k), vals.data(),
+                           vals.size() * sizeof(uint64_t), 0) != 0)
+    return 0;
+  uint64_t sum = 0;
+  for (auto v : vals) sum += v;
+  return sum;
+}
+
+int BpfProbes::events_fd() const { return bpf_map__fd(skel_->maps.events); }
+
+int BpfProbes::bpf_program_count() const {
+  int n = 0;
+  bpf_program* prog;
+  bpf_object__for_each_program(prog, skel_->obj) n++;
+  return n;
+}
+
+} // namespace odigos

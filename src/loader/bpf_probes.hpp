@@ -1,0 +1,55 @@
+// Owns the compiled-in BPF skeleton: sets the run-time knobs, loads, attaches,
+// and exposes the few map operations the rest of the program needs.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+extern "C" {
+#include "odigos/abi.h"
+}
+
+struct odigos_bpf;
+struct ring_buffer;
+
+namespace odigos {
+
+struct ProbeConfig {
+  uint32_t self_tgid = 0;
+  uint32_t capture_size = 4096;
+  uint32_t ringbuf_bytes = 16u << 20; // power of two
+  bool filter_pid = false;
+  bool filter_cgroup = false;
+  bool filter_port = false;
+  bool match_exe = false;
+  bool verbose = false; // libbpf debug output
+};
+
+class BpfProbes {
+ public:
+  ~BpfProbes();
+  // Opens and loads (verifies) the programs. On failure returns null and fills error.
+  static std::unique_ptr<BpfProbes> load(const ProbeConfig& cfg, std::string* error);
+  bool attach(std::string* error);
+
+  bool add_tgid(uint32_t tgid, bool follow_forks);
+  bool add_exe(const ot_exe_key& key);
+  bool add_cgroup(uint64_t id);
+  bool add_port(uint16_t port);
+  // Stop copying a connection's bytes in the kernel.
+  void ignore_conn(uint64_t cookie);
+  size_t traced_tgid_count() const;
+  uint64_t drops(ot_drop_kind kind) const; // summed over CPUs
+  int events_fd() const;
+  int bpf_program_count() const;
+
+ private:
+  BpfProbes() = default;
+  odigos_bpf* skel_ = nullptr;
+};
+
+// The last libbpf messages (kept even without --verbose, shown on failure).
+std::string libbpf_recent_log();
+
+} // namespace odigos

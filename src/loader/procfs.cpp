@@ -1,0 +1,109 @@
+#include "loader/procfs.hpp"
+
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <dirent.h>
+#include <fcntl.h>
+#include <fstream>
+#include <map>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+namespace odigos::procfs {
+
+bool pid_exists(uint32_t pid) { return kill(pid_t(pid), 0) == 0 || errno == EPERM; }
+
+std::string comm(uint32_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/comm");
+  std::string s;
+  std::getline(in, s);
+  return s;
+}
+
+std::optional<uint32_t> ppid(uint32_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string s;
+  if (!std::getline(in, s)) return std::nullopt;
+  // comm may contain spaces and parentheses: fields resume after the last ')'.
+  auto close = s.rfind(')');
+  if (close == std::string::npos || close + 4 > s.size()) return std::nullopt;
+  const char* p = s.c_str() + close + 4; // ") S "
+  return uint32_t(strtoul(p, nullptr, 10));
+}
+
+std::vector<uint32_t> all_pids() {
+  std::vector<uint32_t> out;
+  DIR* d = opendir("/proc");
+  if (!d) return out;
+  while (dirent* e = readdir(d)) {
+    char* end = nullptr;
+    unsigned long v = strtoul(e->d_name, &end, 10);
+    if (end && *end == '\0' && v > 0) out.push_back(uint32_t(v));
+  }
+  closedir(d);
+  return out;
+}
+
+std::vector<uint32_t> with_descendants(uint32_t root) {
+  std::multimap<uint32_t, uint32_t> children;
+  for (uint32_t p : all_pids())
+    if (auto pp = ppid(p)) children.emplace(*pp, p);
+  std::vector<uint32_t> out{root};
+  for (size_t i = 0; i < out.size(); i++) {
+    auto [b, e] = children.equal_range(out[i]);
+    for (auto it = b; it != e; ++it) out.push_back(it->second);
+  }
+  return out;
+}
+
+static ot_exe_key key_of(const struct stat& st) {
+  ot_exe_key k{};
+  // The kernel's dev_t packs major:minor as 12:20 bits (MKDEV), unlike glibc's.
+  k.dev = (uint64_t(major(st.st_dev)) << 20) | minor(st.st_dev);
+  k.ino = st.st_ino;
+  return k;
+}
+
+std::optional<ot_exe_key> exe_key(const std::string& path, std::string* error) {
+  std::string why = why_not_executable(path);
+  if (!why.empty()) {
+    *error = why;
+    return std::nullopt;
+  }
+  struct stat st{};
+  stat(path.c_str(), &st);
+  return key_of(st);
+}
+
+std::vector<uint32_t> pids_running(const ot_exe_key& key) {
+  std::vector<uint32_t> out;
+  for (uint32_t p : all_pids()) {
+    struct stat st{};
+    std::string exe = "/proc/" + std::to_string(p) + "/exe";
+    if (stat(exe.c_str(), &st) != 0) continue;
+    ot_exe_key k = key_of(st);
+    if (k.dev == key.dev && k.ino == key.ino) out.push_back(p);
+  }
+  return out;
+}
+
+std::string why_not_executable(const std::string& path) {
+  struct stat st{};
+  if (stat(path.c_str(), &st) != 0)
+    return "'" + path + "': " + strerror(errno);
+  if (!S_ISREG(st.st_mode)) return "'" + path + "' is not a regular file";
+  if (!(st.st_mode & 0111)) return "'" + path + "' is not executable (no x permission)";
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return "'" + path + "': " + strerror(errno);
+  char magic[4] = {};
+  ssize_t n = read(fd, magic, sizeof(magic));
+  close(fd);
+  if (n == 4 && memcmp(magic, "\x7f" "ELF", 4) == 0) return "";
+  if (n >= 2 && magic[0] == '#' && magic[1] == '!')
+    return "'" + path + "' is a script: trace its interpreter with --exe, or launch it with -- " + path;
+  return "'" + path + "' is not an ELF executable";
+}
+
+} // namespace odigos::procfs

@@ -1,0 +1,30 @@
+// Process discovery through /proc: descendants of a PID, processes running an
+// executable, names. Only used at start-up and for names of new processes; the
+// kernel follows forks and execs from then on.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+extern "C" {
+#include "odigos/abi.h"
+}
+
+namespace odigos::procfs {
+
+bool pid_exists(uint32_t pid);
+std::string comm(uint32_t pid);              // "" when gone
+std::optional<uint32_t> ppid(uint32_t pid);
+std::vector<uint32_t> all_pids();
+// `pid` and every process below it in the process tree.
+std::vector<uint32_t> with_descendants(uint32_t pid);
+// The executable's identity as the kernel's sched_process_exec sees it.
+std::optional<ot_exe_key> exe_key(const std::string& path, std::string* error);
+std::vector<uint32_t> pids_running(const ot_exe_key& key);
+// Is the file an ELF executable (or a script with #!)? Returns "" when it is,
+// else why not.
+std::string why_not_executable(const std::string& path);
+
+} // namespace odigos::procfs

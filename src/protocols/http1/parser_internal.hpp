@@ -1,0 +1,50 @@
+// Private to the http1 module: scanners shared by parser.cpp and session.cpp.
+#pragma once
+
+#include "http1.hpp"
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+#include <vector>
+
+namespace odigos::http1::detail {
+
+// Three answers because detection must not give up on a prefix that could
+// still turn into a valid line once more bytes arrive.
+enum class Scan : uint8_t { kYes, kMore, kNo };
+
+// "METHOD SP target SP HTTP/1.x CRLF" at the start of buf. On kYes,
+// *line_len (when given) is the length of the line including CRLF.
+Scan scan_request_line(std::string_view buf, size_t* line_len = nullptr);
+// "HTTP/1.x SP 3DIGIT [SP reason] CRLF" at the start of buf.
+Scan scan_status_line(std::string_view buf, size_t* line_len = nullptr);
+// The HTTP/2 client preface: kYes when buf begins with all of it.
+Scan scan_h2_preface(std::string_view buf);
+// A server's first HTTP/2 frame (SETTINGS on stream 0): h2 servers may send
+// it before they have read the client preface.
+bool looks_like_h2_settings(std::string_view buf);
+
+// Framing-relevant facts gathered while parsing a head.
+struct HeadInfo {
+  bool has_length = false;
+  uint64_t content_length = 0;
+  bool has_te = false;
+  bool te_chunked = false; // the final transfer coding is "chunked"
+  bool upgrade = false;    // an Upgrade header field is present
+};
+
+// parse_head plus framing facts. `resume` (optional) is where the search for
+// the end of the head restarts: it lets a caller that appends to a buffer
+// avoid rescanning it from the start.
+long parse_head_ex(std::string_view buf, bool is_request, Message& out, HeadInfo& info,
+                   size_t* resume);
+
+// One field line without its CRLF (also used for chunked trailers). A line
+// starting with SP/HTAB continues the previous field (obsolete folding).
+bool parse_field_line(std::string_view line, std::vector<Header>& out);
+
+// A chunk-size line including its CRLF: hex size, optional extensions.
+bool parse_chunk_line(std::string_view line, uint64_t& size);
+
+} // namespace odigos::http1::detail
