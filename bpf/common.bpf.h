@@ -18,6 +18,7 @@
 #define S_IFMT 00170000
 #define S_IFSOCK 0140000
 #define MSG_PEEK 2
+#define SOCK_STREAM 1
 #define EAGAIN 11
 #define EINPROGRESS 115
 
@@ -121,6 +122,17 @@ static __always_inline bool current_is_traced(__u32 tgid)
 			return false;
 	}
 	return true;
+}
+
+/* --port: either end of the connection uses a selected port. */
+static __always_inline bool port_selected(const struct sock *sk)
+{
+	if (!cfg_filter_port)
+		return true;
+	__u16 lport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	__u16 rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	return bpf_map_lookup_elem(&traced_ports, &lport) ||
+	       bpf_map_lookup_elem(&traced_ports, &rport);
 }
 
 /* Wake the reader only once enough is queued; it also polls on a timer. */

@@ -31,11 +31,13 @@ static __always_inline void emit_conn(const struct sock *sk, __u64 cookie, __u32
 	e->local.family = family;
 	e->remote.family = family;
 	if (family == AF_INET) {
-		BPF_CORE_READ_INTO(e->local.addr, sk, __sk_common.skc_rcv_saddr);
-		BPF_CORE_READ_INTO(e->remote.addr, sk, __sk_common.skc_daddr);
+		__u32 l4 = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
+		__builtin_memcpy(e->local.addr, &l4, 4);
+		__u32 r4 = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+		__builtin_memcpy(e->remote.addr, &r4, 4);
 	} else {
-		BPF_CORE_READ_INTO(e->local.addr, sk, __sk_common.skc_v6_rcv_saddr);
-		BPF_CORE_READ_INTO(e->remote.addr, sk, __sk_common.skc_v6_daddr);
+		BPF_CORE_READ_INTO((struct in6_addr *)e->local.addr, sk, __sk_common.skc_v6_rcv_saddr);
+		BPF_CORE_READ_INTO((struct in6_addr *)e->remote.addr, sk, __sk_common.skc_v6_daddr);
 	}
 	e->local.port = BPF_CORE_READ(sk, __sk_common.skc_num);
 	e->remote.port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
@@ -52,7 +54,7 @@ int BPF_PROG(ot_sock_state, const struct sock *sk, const int oldstate, const int
 	if (newstate == TCP_SYN_SENT) {
 		/* Active open, in connect()'s process context. */
 		__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-		if (!current_is_traced(tgid))
+		if (!current_is_traced(tgid) || !port_selected(sk))
 			return 0;
 		struct ot_conn_state init = {.tgid = tgid, .role = OT_ROLE_CLIENT};
 		bpf_map_update_elem(&conns, &cookie, &init, BPF_ANY);

@@ -26,26 +26,18 @@ static __always_inline void read_addrs(const struct sock *sk, struct ot_addr *lo
 	local->family = family;
 	remote->family = family;
 	if (family == AF_INET) {
-		BPF_CORE_READ_INTO(local->addr, sk, __sk_common.skc_rcv_saddr);
-		BPF_CORE_READ_INTO(remote->addr, sk, __sk_common.skc_daddr);
+		__u32 l4 = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
+		__builtin_memcpy(local->addr, &l4, 4);
+		__u32 r4 = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+		__builtin_memcpy(remote->addr, &r4, 4);
 	} else if (family == AF_INET6) {
-		BPF_CORE_READ_INTO(local->addr, sk, __sk_common.skc_v6_rcv_saddr);
-		BPF_CORE_READ_INTO(remote->addr, sk, __sk_common.skc_v6_daddr);
+		BPF_CORE_READ_INTO((struct in6_addr *)local->addr, sk, __sk_common.skc_v6_rcv_saddr);
+		BPF_CORE_READ_INTO((struct in6_addr *)remote->addr, sk, __sk_common.skc_v6_daddr);
 	}
 	if (family == AF_INET || family == AF_INET6) {
 		local->port = BPF_CORE_READ(sk, __sk_common.skc_num);
 		remote->port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
 	}
-}
-
-static __always_inline bool port_selected(const struct sock *sk)
-{
-	if (!cfg_filter_port)
-		return true;
-	__u16 lport = BPF_CORE_READ(sk, __sk_common.skc_num);
-	__u16 rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
-	return bpf_map_lookup_elem(&traced_ports, &lport) ||
-	       bpf_map_lookup_elem(&traced_ports, &rport);
 }
 
 static __always_inline int emit_conn_open(struct sock *sk, __u64 cookie, __u8 role)
@@ -116,6 +108,9 @@ static __always_inline int handle_io(struct sock *sk, int ret, int flags, __u8 d
 	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
 	if (family != AF_INET && family != AF_INET6 && family != AF_UNIX)
 		return 0;
+	/* Byte streams only: datagrams (DNS, QUIC) are not decoded. */
+	if (BPF_CORE_READ(sk, sk_type) != SOCK_STREAM)
+		return 0;
 	if (!port_selected(sk))
 		return 0;
 
@@ -158,6 +153,10 @@ static __always_inline int handle_io(struct sock *sk, int ret, int flags, __u8 d
 	ev->pos = __sync_fetch_and_add(&st->pos[dir & 1], len);
 	ev->flags = ret == 0 ? OT_DATA_EOF : (ret < 0 ? OT_DATA_ERROR : 0);
 	ev->err = ret < 0 ? ret : 0;
+	ev->arrival_ns = 0;
+	if (dir == OT_DIR_INGRESS && BPF_CORE_READ(sk, sk_protocol) == IPPROTO_TCP &&
+	    bpf_core_field_exists(((struct tcp_sock *)0)->tcp_mstamp))
+		ev->arrival_ns = BPF_CORE_READ((struct tcp_sock *)sk, tcp_mstamp) * 1000;
 
 	struct task_struct *task = bpf_get_current_task_btf();
 	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);

@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <set>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -414,8 +415,15 @@ int run(int argc, char** argv) {
   ParseOutcome po = parse_options(argc, argv);
   if (!po.options) return po.exit_code;
   const Options& o = *po.options;
-  if (o.demo_server) return demo::run_server(o.demo_port, o.demo_ready_fd);
-  if (o.demo_client) return demo::run_client(o.demo_port, o.demo_seconds, o.demo_print);
+  // Name the demo processes so the records say which is which.
+  if (o.demo_server) {
+    prctl(PR_SET_NAME, "demo-server");
+    return demo::run_server(o.demo_port, o.demo_ready_fd);
+  }
+  if (o.demo_client) {
+    prctl(PR_SET_NAME, "demo-client");
+    return demo::run_client(o.demo_port, o.demo_seconds, o.demo_print);
+  }
   char self[4096] = {};
   ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
   if (n <= 0) return error_exit("cannot find my own executable (/proc/self/exe)");

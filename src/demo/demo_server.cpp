@@ -15,12 +15,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <cerrno>
 #include <charconv>
 #include <chrono>
 #include <condition_variable>
-#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <exception>
@@ -43,15 +43,17 @@ constexpr int kIdleTimeoutSec = 30;
 constexpr auto kStopGrace = std::chrono::seconds(1);
 constexpr std::string_view kHello = "hello, odigos\n";
 
-volatile std::sig_atomic_t g_stop = 0;
-volatile std::sig_atomic_t g_wake_fd = -1; // write end of the self-pipe
+// Set by the signal handler, read by every thread: lock-free atomics are safe for both.
+std::atomic<bool> g_stop{false};
+std::atomic<int> g_wake_fd{-1}; // write end of the self-pipe
+static_assert(std::atomic<bool>::is_always_lock_free && std::atomic<int>::is_always_lock_free);
 
 void on_signal(int) {
   const int saved = errno;
-  g_stop = 1;
-  if (g_wake_fd >= 0) {
+  g_stop = true;
+  if (const int fd = g_wake_fd; fd >= 0) {
     const char c = 1;
-    const ssize_t r = ::write(g_wake_fd, &c, 1);
+    const ssize_t r = ::write(fd, &c, 1);
     (void)r; // the pipe is non-blocking; a full pipe already wakes the poll
   }
   errno = saved;
@@ -593,7 +595,7 @@ int serve(uint16_t port, int ready_fd) {
     return 1;
   }
   Fd wake_r(pipe_fds[0]), wake_w(pipe_fds[1]);
-  g_stop = 0;
+  g_stop = false;
   g_wake_fd = wake_w.get();
   struct ClearWake {
     ~ClearWake() { g_wake_fd = -1; }

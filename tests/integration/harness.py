@@ -1,0 +1,212 @@
+"""Shared helpers for the integration tests.
+
+Each test_*.py is a standalone script run by CTest as root:
+    python3 test_x.py --binary build/odigos-trace
+Exit 0 = pass, 77 = skipped (the reason is printed), anything else = failure.
+The tests load the real BPF programs and trace real servers and clients; the
+oracles are other programs' measurements (curl's timings, tshark's http.time,
+server logs), never odigos-trace's own output.
+"""
+import argparse
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+SKIP = 77
+HERE = os.path.dirname(os.path.abspath(__file__))
+SERVERS = os.path.join(HERE, "servers")
+
+
+def args():
+    p = argparse.ArgumentParser()
+    p.add_argument("--binary", required=True)
+    a, _ = p.parse_known_args()
+    return a
+
+
+def skip(reason):
+    print(f"SKIPPED: {reason}")
+    sys.exit(SKIP)
+
+
+def require_root():
+    if os.geteuid() != 0:
+        skip("needs root to load BPF programs (run the suite with sudo)")
+
+
+class Failure(AssertionError):
+    pass
+
+
+def check(cond, msg):
+    if not cond:
+        raise Failure(msg)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_port(port, timeout=10.0, host="127.0.0.1"):
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            socket.create_connection((host, port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise Failure(f"nothing listens on {host}:{port} after {timeout}s")
+
+
+class Tracer:
+    """Runs odigos-trace with NDJSON to a file; waits for the 'attached' line."""
+
+    def __init__(self, binary, targets, extra=None, stdout=subprocess.DEVNULL, env=None):
+        self.tmp = tempfile.mkdtemp(prefix="odigos-test-")
+        self.out = os.path.join(self.tmp, "records.ndjson")
+        self.cmd = [binary] + list(targets) + ["-q", "-o", self.out] + list(extra or [])
+        self.stderr_lines = []
+        self.attached = threading.Event()
+        self.proc = subprocess.Popen(self.cmd, stdout=stdout, stderr=subprocess.PIPE, text=True,
+                                     env=env)
+        self._reader = threading.Thread(target=self._read_stderr, daemon=True)
+        self._reader.start()
+
+    def _read_stderr(self):
+        for line in self.proc.stderr:
+            self.stderr_lines.append(line)
+            if "attached" in line:
+                self.attached.set()
+        self.attached.set()
+
+    def wait_attached(self, timeout=30):
+        if not self.attached.wait(timeout) or self.proc.poll() not in (None, 0) and \
+                not any("attached" in l for l in self.stderr_lines):
+            raise Failure("tracer did not attach:\n" + self.stderr())
+        check(any("attached" in l for l in self.stderr_lines),
+              "tracer exited before attaching:\n" + self.stderr())
+        return self
+
+    def stop(self, sig=signal.SIGINT, timeout=30):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            raise Failure("tracer did not exit after signal:\n" + self.stderr())
+        self._reader.join(5)
+        return self.proc.returncode
+
+    def wait(self, timeout=60):
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            raise Failure("tracer did not exit by itself:\n" + self.stderr())
+        self._reader.join(5)
+        return self.proc.returncode
+
+    def stderr(self):
+        return "".join(self.stderr_lines)
+
+    def records(self, kind="request"):
+        out = []
+        if not os.path.exists(self.out):
+            return out
+        with open(self.out) as f:
+            for line in f:
+                line = line.strip()
+                if not line:
+                    continue
+                r = json.loads(line)
+                if kind is None or r.get("kind") == kind:
+                    out.append(r)
+        return out
+
+
+def get(r, dotted, default=None):
+    node = r
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return default
+        node = node[part]
+    return node
+
+
+def start_python_server(port, extra_env=None):
+    """The test HTTP/1.1 server (tests/integration/servers/http_server.py)."""
+    env = dict(os.environ, **(extra_env or {}))
+    p = subprocess.Popen([sys.executable, os.path.join(SERVERS, "http_server.py"), str(port)],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    wait_port(port)
+    return p
+
+
+def stop(proc, sig=signal.SIGTERM):
+    if proc and proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+class Tshark:
+    """Packet-level oracle: tshark's own request/response timing (http.time)."""
+
+    def __init__(self, port, iface="lo"):
+        self.tmp = tempfile.mkdtemp(prefix="odigos-pcap-")
+        self.pcap = os.path.join(self.tmp, "cap.pcap")
+        os.chmod(self.tmp, 0o777)
+        self.proc = subprocess.Popen(
+            ["tshark", "-q", "-i", iface, "-f", f"tcp port {port}", "-w", self.pcap],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        # tshark prints "Capturing on 'Loopback: lo'" once the capture runs.
+        end = time.time() + 20
+        line = ""
+        while time.time() < end:
+            line = self.proc.stderr.readline()
+            if "Capturing on" in line or not line:
+                break
+        check("Capturing on" in line, f"tshark did not start: {line}")
+        self.port = port
+
+    def stop_and_read(self):
+        time.sleep(0.5)
+        self.proc.send_signal(signal.SIGINT)
+        self.proc.wait(20)
+        res = subprocess.run(
+            ["tshark", "-r", self.pcap, "-o", f"http.tcp.port:{self.port}", "-Y", "http.response",
+             "-T", "fields", "-E", "separator=\t", "-e", "http.response_for.uri", "-e", "http.time",
+             "-e", "http.response.code", "-e", "tcp.stream"],
+            capture_output=True, text=True, check=True)
+        rows = []
+        for line in res.stdout.splitlines():
+            parts = line.split("\t")
+            if len(parts) >= 3 and parts[1]:
+                rows.append({"uri": parts[0], "time_ms": float(parts[1]) * 1000.0,
+                             "status": int(parts[2].split(",")[0]), "stream": parts[3]})
+        return rows
+
+
+def run_main(fn):
+    """Runs a test function; prints PASS/FAIL; exits with the right code."""
+    try:
+        fn(args())
+    except Failure as e:
+        print(f"FAIL: {e}")
+        sys.exit(1)
+    print("PASS")
+    sys.exit(0)

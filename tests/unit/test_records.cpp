@@ -1,0 +1,118 @@
+#include <catch2/catch.hpp>
+
+#include "conn/http1_records.hpp"
+#include "core/clock.hpp"
+#include "sinks/json.hpp"
+
+using namespace odigos;
+
+TEST_CASE("credential query values are redacted", "[redact]") {
+  CHECK(redact_query("user=demo&token=abc123") == "user=demo&token=REDACTED");
+  CHECK(redact_query("a=1&Signature=xyz&b=2") == "a=1&Signature=REDACTED&b=2");
+  CHECK(redact_query("password=hunter2") == "password=REDACTED");
+  CHECK(redact_query("q=token") == "q=token");
+  CHECK(redact_query("flag&x=1") == "flag&x=1");
+  CHECK(redact_query("") == "");
+}
+
+TEST_CASE("secret headers are recognised", "[redact]") {
+  CHECK(is_sensitive_header("authorization"));
+  CHECK(is_sensitive_header("cookie"));
+  CHECK(is_sensitive_header("set-cookie"));
+  CHECK(is_sensitive_header("proxy-authorization"));
+  CHECK_FALSE(is_sensitive_header("user-agent"));
+}
+
+TEST_CASE("RFC 3339 timestamps keep nanoseconds", "[clock]") {
+  CHECK(format_rfc3339_ns(1700000000123456789ull) == "2023-11-14T22:13:20.123456789Z");
+  CHECK(format_rfc3339_ns(0) == "1970-01-01T00:00:00.000000000Z");
+}
+
+static http1::Exchange sample_exchange() {
+  http1::Exchange ex;
+  ex.request.method = "GET";
+  ex.request.target = "/api/items?id=7&api_key=s3cr3t";
+  ex.request.headers = {{"host", "shop.example:8080"},
+                        {"user-agent", "curl/7.88"},
+                        {"authorization", "Bearer abc"}};
+  ex.request.first_ts_ns = 1'000'000;
+  ex.request.last_ts_ns = 1'000'000;
+  http1::Message resp;
+  resp.status = 503;
+  resp.body_size = 12;
+  resp.first_ts_ns = 3'000'000;
+  resp.last_ts_ns = 4'500'000;
+  resp.complete = true;
+  resp.headers = {{"set-cookie", "sid=1"}};
+  ex.response = resp;
+  return ex;
+}
+
+TEST_CASE("an HTTP exchange becomes a record with OpenTelemetry names", "[records]") {
+  WallClock clock;
+  ConnIdentity id;
+  id.pid = 42;
+  id.command = "curl";
+  id.addrs_known = true;
+  id.local.family = 2;
+  id.local.port = 50000;
+  id.local.addr[0] = 127, id.local.addr[3] = 1;
+  id.remote.family = 2;
+  id.remote.port = 8080;
+  id.remote.addr[0] = 10, id.remote.addr[3] = 2;
+  RecordOptions opt;
+  opt.show_headers = true;
+  Record r = http1_record(sample_exchange(), http1::Side::kClient, id, clock, opt, 0);
+  CHECK(r.duration_ms == Approx(3.5));
+  CHECK(r.ttfb_ms == Approx(2.0));
+  CHECK(r.get_str("http.request.method") == "GET");
+  CHECK(r.get_str("url.path") == "/api/items");
+  CHECK(r.get_str("url.query") == "id=7&api_key=REDACTED");
+  CHECK(r.get_int("http.response.status_code") == 503);
+  CHECK(r.get_str("server.address") == "shop.example"); // client side: from Host
+  CHECK(r.get_int("server.port") == 8080);
+  CHECK(r.get_str("network.peer.address") == "10.0.0.2");
+  CHECK(r.get_str("client.address") == "127.0.0.1");
+  CHECK(r.get_str("error.type") == "503");
+  CHECK(r.get_str("http.request.header.authorization") == "REDACTED");
+  CHECK(r.get_str("http.response.header.set-cookie") == "REDACTED");
+  CHECK(r.get_str("user_agent.original") == "curl/7.88");
+
+  opt.redact = false;
+  Record v = http1_record(sample_exchange(), http1::Side::kServer, id, clock, opt, 0);
+  CHECK(v.get_str("url.query") == "id=7&api_key=s3cr3t");
+  CHECK(v.get_str("http.request.header.authorization") == "Bearer abc");
+  CHECK(v.get_str("client.address") == "10.0.0.2"); // server side: the peer
+  CHECK(v.get_int("server.port") == 50000);
+}
+
+TEST_CASE("4xx is an error only on the client side", "[records]") {
+  WallClock clock;
+  auto ex = sample_exchange();
+  ex.response->status = 404;
+  CHECK(http1_record(ex, http1::Side::kClient, {}, clock, {}, 0).get_str("error.type") == "404");
+  CHECK(http1_record(ex, http1::Side::kServer, {}, clock, {}, 0).get("error.type") == nullptr);
+}
+
+TEST_CASE("JSON records nest dotted names", "[json]") {
+  Record r;
+  r.protocol = "http";
+  r.side = RecordSide::kServer;
+  r.pid = 7;
+  r.command = "nginx";
+  r.start_ns = 1700000000000000000ull;
+  r.duration_ms = 1.23456;
+  r.set("http.request.method", std::string("GET"));
+  r.set("http.response.status_code", int64_t(200));
+  r.set("url.path", std::string("/"));
+  auto j = record_to_json(r);
+  CHECK(j["kind"] == "request");
+  CHECK(j["schema_version"] == 1);
+  CHECK(j["http"]["request"]["method"] == "GET");
+  CHECK(j["http"]["response"]["status_code"] == 200);
+  CHECK(j["url"]["path"] == "/");
+  CHECK(j["process"]["pid"] == 7);
+  CHECK(j["process"]["command"] == "nginx");
+  CHECK(j["duration_ms"] == Approx(1.235));
+  CHECK(j["time"] == "2023-11-14T22:13:20.000000000Z");
+}
