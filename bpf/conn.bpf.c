@@ -41,7 +41,7 @@ static __always_inline void emit_conn(const struct sock *sk, __u64 cookie, __u32
 	}
 	e->local.port = BPF_CORE_READ(sk, __sk_common.skc_num);
 	e->remote.port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
-	bpf_ringbuf_submit(e, BPF_RB_FORCE_WAKEUP);
+	bpf_ringbuf_submit(e, ringbuf_flags());
 }
 
 SEC("tp_btf/inet_sock_set_state")
@@ -131,10 +131,17 @@ static __always_inline int on_accept_exit(long ret)
 	if ((mode & S_IFMT) != S_IFSOCK)
 		return 0;
 	struct socket *sock = BPF_CORE_READ(file, private_data);
-	__u64 skp = (__u64)BPF_CORE_READ(sock, sk);
+	struct sock *sk = BPF_CORE_READ(sock, sk);
+	__u64 skp = (__u64)sk;
 	__u8 role = OT_ROLE_SERVER;
-	if (skp)
-		bpf_map_update_elem(&accepted_socks, &skp, &role, BPF_ANY);
+	if (!skp)
+		return 0;
+	bpf_map_update_elem(&accepted_socks, &skp, &role, BPF_ANY);
+	if (BPF_CORE_READ(sk, sk_protocol) == IPPROTO_TCP) {
+		__u16 lport = BPF_CORE_READ(sk, __sk_common.skc_num);
+		__u8 one = 1;
+		bpf_map_update_elem(&listen_ports, &lport, &one, BPF_ANY);
+	}
 	return 0;
 }
 

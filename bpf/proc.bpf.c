@@ -17,7 +17,7 @@ static __always_inline void emit_proc(__u32 type, __u32 tgid, __u32 ppid, __s32 
 	e->ppid = ppid;
 	e->exit_code = code;
 	BPF_CORE_READ_STR_INTO(&e->comm, p, comm);
-	bpf_ringbuf_submit(e, BPF_RB_FORCE_WAKEUP);
+	bpf_ringbuf_submit(e, ringbuf_flags());
 }
 
 SEC("tp_btf/sched_process_fork")

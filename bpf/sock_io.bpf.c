@@ -154,9 +154,14 @@ static __always_inline int handle_io(struct sock *sk, int ret, int flags, __u8 d
 	ev->flags = ret == 0 ? OT_DATA_EOF : (ret < 0 ? OT_DATA_ERROR : 0);
 	ev->err = ret < 0 ? ret : 0;
 	ev->arrival_ns = 0;
-	if (dir == OT_DIR_INGRESS && BPF_CORE_READ(sk, sk_protocol) == IPPROTO_TCP &&
-	    bpf_core_field_exists(((struct tcp_sock *)0)->tcp_mstamp))
-		ev->arrival_ns = BPF_CORE_READ((struct tcp_sock *)sk, tcp_mstamp) * 1000;
+	if (dir == OT_DIR_INGRESS) {
+		/* Any read (EOF included) consumes it: a FIN also signals data ready. */
+		__u64 *arrived = bpf_map_lookup_elem(&arrivals, &cookie);
+		if (arrived) {
+			ev->arrival_ns = *arrived;
+			bpf_map_delete_elem(&arrivals, &cookie);
+		}
+	}
 
 	struct task_struct *task = bpf_get_current_task_btf();
 	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
@@ -200,6 +205,27 @@ static __always_inline int handle_io(struct sock *sk, int ret, int flags, __u8 d
 	ev->cap = cap;
 	if (bpf_ringbuf_output(&events, ev, sizeof(*ev) + cap, ringbuf_flags()))
 		count_drop(OT_DROP_RINGBUF);
+	return 0;
+}
+
+/* Data arrived on a TCP socket whose local port is a traced server's
+ * listening port: remember when the first unread byte came, so a request that
+ * waits in the accept queue or receive buffer is timed from its arrival (the
+ * read consumes the entry). Runs in softirq for every received segment on the
+ * host, so the port lookup comes first. */
+SEC("tp_btf/sk_data_ready")
+int BPF_PROG(ot_sk_data_ready, const struct sock *sk)
+{
+	__u16 lport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	if (!bpf_map_lookup_elem(&listen_ports, &lport))
+		return 0;
+	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
+		return 0;
+	/* Keyed by cookie, never reused: an entry left by a socket that was
+	 * closed without a read cannot be taken for a later socket's arrival. */
+	__u64 cookie = bpf_get_socket_cookie((void *)sk);
+	__u64 now = bpf_ktime_get_ns();
+	bpf_map_update_elem(&arrivals, &cookie, &now, BPF_NOEXIST);
 	return 0;
 }
 

@@ -6,7 +6,12 @@
  * from the syscall's saved registers (bpf_task_pt_regs): orig_ax is the
  * syscall number, di/si/dx its first arguments. Same approach as
  * bpf/sock_io.bpf.c, reduced to what the benchmark needs (no role, no
- * connection-open event, no port/cgroup filter). */
+ * connection-open event, no port/cgroup filter).
+ *
+ * Built twice: as is, every kernel field is read with BPF_CORE_READ (one
+ * bpf_probe_read_kernel call per field, as bpf/sock_io.bpf.c does); with
+ * -DHC_DIRECT the same fields are plain loads through the BTF pointers the
+ * verifier already knows (sk, and the pt_regs bpf_task_pt_regs returns). */
 #include "hc_common.bpf.h"
 
 static __always_inline int on_io(struct sock *sk, int ret, int flags, __u8 dir)
@@ -18,7 +23,11 @@ static __always_inline int on_io(struct sock *sk, int ret, int flags, __u8 dir)
 		return 0;
 	if (dir == 0 && (flags & MSG_PEEK))
 		return 0;
+#ifdef HC_DIRECT
+	__u16 family = sk->__sk_common.skc_family;
+#else
 	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+#endif
 	if (family != AF_INET && family != AF_INET6 && family != AF_UNIX)
 		return 0;
 
@@ -31,10 +40,17 @@ static __always_inline int on_io(struct sock *sk, int ret, int flags, __u8 dir)
 		return 0;
 
 	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+#ifdef HC_DIRECT
+	long nr = regs->orig_ax;
+	unsigned long a0 = regs->di;
+	unsigned long a1 = regs->si;
+	unsigned long a2 = regs->dx;
+#else
 	long nr = BPF_CORE_READ(regs, orig_ax);
 	unsigned long a0 = BPF_CORE_READ(regs, di);
 	unsigned long a1 = BPF_CORE_READ(regs, si);
 	unsigned long a2 = BPF_CORE_READ(regs, dx);
+#endif
 	__u32 len = ret > 0 ? ret : 0;
 	__u32 cap = 0;
 	if (len) {

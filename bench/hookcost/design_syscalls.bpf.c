@@ -7,13 +7,23 @@
  * that was filtered out has none), walks task->files->fdt->fd[fd] -> file,
  * checks the inode is a socket, follows file->private_data (struct socket)
  * -> sk with CO-RE reads, reads the family and copies min(ret, 4096) bytes
- * exactly as design (b) does. */
+ * exactly as design (b) does.
+ *
+ * Built twice: as is, the walk uses BPF_CORE_READ (one
+ * bpf_probe_read_kernel call per pointer hop); with -DHC_DIRECT it uses plain
+ * loads through BTF pointers (task is one; the file and socket pointers are
+ * made into read-only BTF pointers with the bpf_rdonly_cast kfunc), leaving
+ * one probe read for the fd array slot. */
 #include "hc_common.bpf.h"
 
 #define S_IFMT 00170000
 #define S_IFSOCK 0140000
 
 enum { K_BUF = 0, K_IOV = 1, K_MSG = 2 };
+
+#ifdef HC_DIRECT
+extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
+#endif
 
 struct stash {
 	__u64 ptr;  /* buffer, iovec array or msghdr */
@@ -70,14 +80,32 @@ static __always_inline int on_exit(long ret)
 
 	/* fd -> struct file -> socket -> sock */
 	int fd = st->fd;
+#ifdef HC_DIRECT
+	struct fdtable *fdt = task->files->fdt;
+	unsigned int max_fds = fdt->max_fds;
+	struct file **fda = fdt->fd;
+#else
 	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
 	unsigned int max_fds = BPF_CORE_READ(fdt, max_fds);
+	struct file **fda = BPF_CORE_READ(fdt, fd);
+#endif
 	if (fd < 0 || (unsigned int)fd >= max_fds)
 		return 0;
-	struct file **fda = BPF_CORE_READ(fdt, fd);
 	struct file *file = NULL;
 	if (bpf_core_read(&file, sizeof(file), &fda[fd]) || !file)
 		return 0;
+#ifdef HC_DIRECT
+	file = bpf_rdonly_cast(file, bpf_core_type_id_kernel(struct file));
+	umode_t mode = file->f_inode->i_mode;
+	if ((mode & S_IFMT) != S_IFSOCK)
+		return 0;
+	struct socket *sock = bpf_rdonly_cast(file->private_data,
+					      bpf_core_type_id_kernel(struct socket));
+	struct sock *sk = sock->sk;
+	if (!sk)
+		return 0;
+	__u16 family = sk->__sk_common.skc_family;
+#else
 	umode_t mode = BPF_CORE_READ(file, f_inode, i_mode);
 	if ((mode & S_IFMT) != S_IFSOCK)
 		return 0;
@@ -86,6 +114,7 @@ static __always_inline int on_exit(long ret)
 	if (!sk)
 		return 0;
 	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+#endif
 	if (family != AF_INET && family != AF_INET6 && family != AF_UNIX)
 		return 0;
 

@@ -106,10 +106,9 @@ struct ot_data_event {
 	__u32 flags; /* OT_DATA_* */
 	__s32 err;   /* -errno when OT_DATA_ERROR */
 	__s32 fd;    /* fd argument of the syscall, -1 when unknown */
-	/* Ingress on TCP: when the kernel last received a segment on this socket
-	 * (tcp_sock.tcp_mstamp, same monotonic clock), 0 when unknown. For the
-	 * first read after idle this is the request's arrival, before any wait
-	 * in the accept queue or receive buffer. */
+	/* Ingress on a traced server's TCP connection: when the first byte of
+	 * this read arrived (sk_data_ready, same clock), before any wait in the
+	 * accept queue or receive buffer; 0 when unknown. */
 	__u64 arrival_ns;
 	/* followed by `cap` payload bytes */
 };

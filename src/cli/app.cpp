@@ -222,14 +222,20 @@ int run_tracer(const Options& opt_in, const char* self_exe) {
     return error_exit(err, "run with -v for libbpf's full log");
   }
   size_t initial = 0;
+  std::vector<uint32_t> traced_now;
   for (uint32_t pid : opt.pids)
     for (uint32_t p : procfs::with_descendants(pid))
-      if (probes->add_tgid(p, true)) initial++;
+      if (probes->add_tgid(p, true)) traced_now.push_back(p);
   for (auto& k : exe_keys) {
     probes->add_exe(k);
     for (uint32_t p : procfs::pids_running(k))
-      if (p != uint32_t(getpid()) && probes->add_tgid(p, true)) initial++;
+      if (p != uint32_t(getpid()) && probes->add_tgid(p, true)) traced_now.push_back(p);
   }
+  initial = traced_now.size();
+  // Servers already listening: their requests are timed from arrival (sk_data_ready).
+  for (uint16_t port : procfs::listening_ports(traced_now)) probes->add_listen_port(port);
+  if (!pc.filter_pid)
+    for (uint16_t port : procfs::listening_ports({})) probes->add_listen_port(port);
   if (launching && probes->add_tgid(uint32_t(launcher.pid()), true)) initial++;
   for (auto port : opt.ports) probes->add_port(port);
   for (auto id : cgroups) probes->add_cgroup(id);

@@ -16,6 +16,12 @@ struct ConnTracker::Conn {
   uint64_t last_ts = 0;
   bool ignored = false;
   bool reported = false; // a connection-level record was emitted (http2)
+  uint64_t last_ts_dir[2] = {0, 0};
+  // Recent ingress reads whose bytes arrived earlier than they were read:
+  // read timestamp → TCP arrival timestamp (see ot_data_event.arrival_ns).
+  static constexpr size_t kArrivals = 16;
+  std::pair<uint64_t, uint64_t> arrivals[kArrivals] = {};
+  size_t arrival_next = 0;
   http1::Session session;
   Conn(http1::Side side, const http1::Limits& lim) : session(side, lim) {}
 };
@@ -120,6 +126,13 @@ void ConnTracker::on_data(const ot_data_event& ev, const uint8_t* payload) {
   bool ingress = ev.dir == OT_DIR_INGRESS;
   int d = ingress ? 0 : 1;
   stats_.bytes_captured += ev.cap;
+  // Arrival of the bytes this read returned (kernel side, server ports only);
+  // an arrival older than the previous read belongs to bytes already read.
+  if (ingress && ev.arrival_ns && ev.arrival_ns <= ev.hdr.ts_ns &&
+      ev.arrival_ns > c.last_ts_dir[0]) {
+    c.arrivals[c.arrival_next++ % Conn::kArrivals] = {ev.hdr.ts_ns, ev.arrival_ns};
+  }
+  c.last_ts_dir[d] = ev.hdr.ts_ns;
 
   if (ev.flags & OT_DATA_ERROR) {
     if (ev.err == -ECONNRESET || ev.err == -EPIPE || ev.err == -ETIMEDOUT) {
@@ -151,6 +164,15 @@ void ConnTracker::on_data(const ot_data_event& ev, const uint8_t* payload) {
 
 void ConnTracker::drain(Conn& c, uint64_t end_hint) {
   for (auto& ex : c.session.take_exchanges()) {
+    // Server side: the request starts when its first byte arrived, not when
+    // the server got round to reading it.
+    if (c.session.side() == http1::Side::kServer) {
+      for (auto& [read_ts, arrival] : c.arrivals)
+        if (read_ts && read_ts == ex.request.first_ts_ns) {
+          ex.request.first_ts_ns = arrival;
+          break;
+        }
+    }
     Record r = http1_record(ex, c.session.side(), c.id, clock_, opt_.record, end_hint);
     stats_.records++;
     emit_(std::move(r));

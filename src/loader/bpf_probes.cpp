@@ -101,6 +101,12 @@ bool BpfProbes::add_port(uint16_t port) {
                               BPF_ANY) == 0;
 }
 
+bool BpfProbes::add_listen_port(uint16_t port) {
+  uint8_t v = 1;
+  return bpf_map__update_elem(skel_->maps.listen_ports, &port, sizeof(port), &v, sizeof(v),
+                              BPF_ANY) == 0;
+}
+
 void BpfProbes::ignore_conn(uint64_t cookie) {
   ot_conn_state st{};
   if (bpf_map__lookup_elem(skel_->maps.conns, &cookie, sizeof(cookie), &st, sizeof(st), 0) != 0)

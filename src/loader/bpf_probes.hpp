@@ -37,6 +37,7 @@ class BpfProbes {
   bool add_exe(const ot_exe_key& key);
   bool add_cgroup(uint64_t id);
   bool add_port(uint16_t port);
+  bool add_listen_port(uint16_t port);
   // Stop copying a connection's bytes in the kernel.
   void ignore_conn(uint64_t cookie);
   size_t traced_tgid_count() const;

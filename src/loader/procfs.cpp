@@ -89,6 +89,57 @@ std::vector<uint32_t> pids_running(const ot_exe_key& key) {
   return out;
 }
 
+static void parse_listeners(const std::string& file, std::map<uint64_t, uint16_t>* by_inode) {
+  std::ifstream in(file);
+  std::string line;
+  std::getline(in, line); // header
+  while (std::getline(in, line)) {
+    // sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode
+    char local[64] = {}, remote[64] = {};
+    unsigned st = 0;
+    unsigned long long inode = 0;
+    if (sscanf(line.c_str(), "%*d: %63s %63s %x %*s %*s %*s %*u %*u %llu", local, remote, &st,
+               &inode) != 4)
+      continue;
+    if (st != 0x0A) continue; // TCP_LISTEN
+    const char* colon = strrchr(local, ':');
+    if (!colon) continue;
+    (*by_inode)[inode] = uint16_t(strtoul(colon + 1, nullptr, 16));
+  }
+}
+
+std::vector<uint16_t> listening_ports(const std::vector<uint32_t>& pids) {
+  std::vector<uint16_t> out;
+  if (pids.empty()) {
+    std::map<uint64_t, uint16_t> all;
+    parse_listeners("/proc/net/tcp", &all);
+    parse_listeners("/proc/net/tcp6", &all);
+    for (auto& [ino, port] : all) out.push_back(port);
+    return out;
+  }
+  for (uint32_t pid : pids) {
+    std::string base = "/proc/" + std::to_string(pid);
+    std::map<uint64_t, uint16_t> listeners;
+    parse_listeners(base + "/net/tcp", &listeners);
+    parse_listeners(base + "/net/tcp6", &listeners);
+    if (listeners.empty()) continue;
+    DIR* d = opendir((base + "/fd").c_str());
+    if (!d) continue;
+    while (dirent* e = readdir(d)) {
+      char target[64] = {};
+      std::string link = base + "/fd/" + e->d_name;
+      ssize_t n = readlink(link.c_str(), target, sizeof(target) - 1);
+      unsigned long long ino = 0;
+      if (n > 0 && sscanf(target, "socket:[%llu]", &ino) == 1) {
+        auto it = listeners.find(ino);
+        if (it != listeners.end()) out.push_back(it->second);
+      }
+    }
+    closedir(d);
+  }
+  return out;
+}
+
 std::string why_not_executable(const std::string& path) {
   struct stat st{};
   if (stat(path.c_str(), &st) != 0)

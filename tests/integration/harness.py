@@ -71,14 +71,15 @@ def wait_port(port, timeout=10.0, host="127.0.0.1"):
 class Tracer:
     """Runs odigos-trace with NDJSON to a file; waits for the 'attached' line."""
 
-    def __init__(self, binary, targets, extra=None, stdout=subprocess.DEVNULL, env=None):
+    def __init__(self, binary, targets, extra=None, stdout=subprocess.DEVNULL, env=None,
+                 preexec_fn=None):
         self.tmp = tempfile.mkdtemp(prefix="odigos-test-")
         self.out = os.path.join(self.tmp, "records.ndjson")
         self.cmd = [binary] + list(targets) + ["-q", "-o", self.out] + list(extra or [])
         self.stderr_lines = []
         self.attached = threading.Event()
         self.proc = subprocess.Popen(self.cmd, stdout=stdout, stderr=subprocess.PIPE, text=True,
-                                     env=env)
+                                     env=env, preexec_fn=preexec_fn)
         self._reader = threading.Thread(target=self._read_stderr, daemon=True)
         self._reader.start()
 
@@ -144,13 +145,58 @@ def get(r, dotted, default=None):
     return node
 
 
-def start_python_server(port, extra_env=None):
-    """The test HTTP/1.1 server (tests/integration/servers/http_server.py)."""
+def cpu_split():
+    """(server_cpus, client_cpus): two disjoint CPU sets when at least two CPUs are usable,
+    else (None, None). A client pinned away from the server is not preempted by the server's
+    wakeup right after it sends a request, so the client's own user-space clock readings
+    (curl -w) stay next to the socket calls they describe."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return None, None
+    return {cpus[0]}, {cpus[-1]}
+
+
+def pin(cpus):
+    """A preexec_fn for subprocess.Popen that pins the child to cpus (None: no pinning)."""
+    if not cpus:
+        return None
+    return lambda: os.sched_setaffinity(0, cpus)
+
+
+def start_python_server(port, extra_env=None, cpus=None):
+    """The test HTTP/1.1 server (tests/integration/servers/http_server.py).
+    cpus: optional CPU set to pin the server to."""
     env = dict(os.environ, **(extra_env or {}))
     p = subprocess.Popen([sys.executable, os.path.join(SERVERS, "http_server.py"), str(port)],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-    wait_port(port)
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
+                         preexec_fn=pin(cpus))
+    try:
+        wait_port(port)
+    except Failure:
+        stop(p)
+        raise
     return p
+
+
+def read_ndjson(path, kind="request"):
+    """Records of one kind (None: all) from an NDJSON file; [] if the file does not exist."""
+    out = []
+    if not os.path.exists(path):
+        return out
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if line:
+                r = json.loads(line)
+                if kind is None or r.get("kind") == kind:
+                    out.append(r)
+    return out
+
+
+def summary(recs):
+    """(method, path, status) per record, sorted: for readable failure messages."""
+    return sorted((str(get(r, "http.request.method")), str(get(r, "url.path")),
+                   get(r, "http.response.status_code", -1)) for r in recs)
 
 
 def stop(proc, sig=signal.SIGTERM):

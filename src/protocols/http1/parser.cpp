@@ -16,7 +16,7 @@ constexpr std::string_view kH2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 constexpr std::string_view kVersion = "HTTP/1.";
 constexpr size_t kMaxMethod = 20;
 
-enum : uint8_t { kTchar = 1, kTarget = 2, kText = 4, kUpper = 8 };
+enum : uint8_t { kTchar = 1, kText = 2, kUpper = 4 };
 
 constexpr std::array<uint8_t, 256> make_classes() {
   std::array<uint8_t, 256> t{};
@@ -29,7 +29,6 @@ constexpr std::array<uint8_t, 256> make_classes() {
       if (c == static_cast<unsigned char>(s)) v |= kTchar;
     // Raw non-ASCII bytes do appear in targets and values sent by real
     // clients; rejecting them would lose traffic without helping detection.
-    if ((c > 0x20 && c < 0x7f) || c >= 0x80) v |= kTarget;
     if (c == '\t' || (c >= 0x20 && c < 0x7f) || c >= 0x80) v |= kText;
     if (c >= 'A' && c <= 'Z') v |= kUpper;
     t[c] = v;
@@ -37,6 +36,15 @@ constexpr std::array<uint8_t, 256> make_classes() {
   return t;
 }
 constexpr std::array<uint8_t, 256> kClass = make_classes();
+
+// Field-name byte to its lower-case form, 0 for bytes not allowed in a token.
+constexpr std::array<char, 256> make_name_lower() {
+  std::array<char, 256> t{};
+  for (int c = 0; c < 256; ++c)
+    if (kClass[c] & kTchar) t[c] = static_cast<char>(c >= 'A' && c <= 'Z' ? c + 32 : c);
+  return t;
+}
+constexpr std::array<char, 256> kNameLower = make_name_lower();
 
 inline bool is(char c, uint8_t cls) { return (kClass[static_cast<unsigned char>(c)] & cls) != 0; }
 inline bool is_digit(char c) { return c >= '0' && c <= '9'; }
@@ -48,7 +56,37 @@ std::string_view trim(std::string_view v) {
   return v;
 }
 
+constexpr uint64_t kOnes = 0x0101010101010101ull;
+constexpr uint64_t kHigh = 0x8080808080808080ull;
+
+// Nonzero when some byte of w is below `limit` (limit <= 0x80) or is DEL.
+inline uint64_t swar_suspect(uint64_t w, uint64_t limit) {
+  const uint64_t below = (w - kOnes * limit) & ~w & kHigh;
+  const uint64_t x = w ^ (kOnes * 0x7f);
+  return below | ((x - kOnes) & ~x & kHigh);
+}
+
+// True when no byte of v is below `limit` or DEL, eight bytes at a time:
+// values and targets are most of a head. `pad` fills short inputs.
+inline bool swar_clean(std::string_view v, uint64_t limit, char pad) {
+  const size_t n = v.size();
+  uint64_t w;
+  if (n < 8) {
+    std::memset(&w, pad, 8);
+    std::memcpy(&w, v.data(), n);
+    return swar_suspect(w, limit) == 0;
+  }
+  for (size_t i = 0; i + 8 <= n; i += 8) {
+    std::memcpy(&w, v.data() + i, 8);
+    if (swar_suspect(w, limit)) return false;
+  }
+  std::memcpy(&w, v.data() + n - 8, 8); // overlapping tail
+  return swar_suspect(w, limit) == 0;
+}
+
+// Field values and reason phrases: no control bytes other than HTAB.
 bool all_text(std::string_view v) {
+  if (swar_clean(v, 0x20, ' ')) return true;
   for (char c : v)
     if (!is(c, kText)) return false;
   return true;
@@ -125,9 +163,11 @@ Scan scan_request_line(std::string_view buf, size_t* line_len) {
   if (i == buf.size()) return Scan::kMore;
   if (i == 0 || buf[i] != ' ') return Scan::kNo;
   const size_t target = ++i;
-  while (i < buf.size() && is(buf[i], kTarget)) ++i;
-  if (i == buf.size()) return Scan::kMore;
-  if (i == target || buf[i] != ' ') return Scan::kNo;
+  const void* sp = std::memchr(buf.data() + i, ' ', buf.size() - i);
+  i = sp ? static_cast<size_t>(static_cast<const char*>(sp) - buf.data()) : buf.size();
+  if (!swar_clean(buf.substr(target, i - target), 0x21, '!')) return Scan::kNo;
+  if (!sp) return Scan::kMore;
+  if (i == target) return Scan::kNo;
   ++i;
   if (Scan s = expect(buf, i, kVersion); s != Scan::kYes) return s;
   if (Scan s = expect_minor(buf, i); s != Scan::kYes) return s;
@@ -148,10 +188,10 @@ Scan scan_status_line(std::string_view buf, size_t* line_len) {
   if (i == buf.size()) return Scan::kMore;
   if (buf[i] == ' ') {
     ++i;
-    while (i < buf.size() && buf[i] != '\r') {
-      if (!is(buf[i], kText)) return Scan::kNo;
-      ++i;
-    }
+    const void* cr = std::memchr(buf.data() + i, '\r', buf.size() - i);
+    const size_t end = cr ? static_cast<size_t>(static_cast<const char*>(cr) - buf.data()) : buf.size();
+    if (!all_text(buf.substr(i, end - i))) return Scan::kNo;
+    i = end;
   }
   if (Scan s = expect(buf, i, "\r\n"); s != Scan::kYes) return s;
   if (line_len) *line_len = i;
@@ -185,17 +225,21 @@ bool parse_field_line(std::string_view line, std::vector<Header>& out) {
     }
     return true;
   }
-  const size_t colon = line.find(':');
-  if (colon == 0 || colon == std::string_view::npos) return false;
-  const std::string_view name = line.substr(0, colon);
-  for (char c : name)
-    if (!is(c, kTchar)) return false;
+  const void* c = std::memchr(line.data(), ':', line.size());
+  if (!c || c == line.data()) return false;
+  const size_t colon = static_cast<size_t>(static_cast<const char*>(c) - line.data());
   const std::string_view value = trim(line.substr(colon + 1));
   if (!all_text(value)) return false;
-  Header& h = out.emplace_back();
-  h.name.resize(name.size());
-  for (size_t k = 0; k < name.size(); ++k) h.name[k] = lower(name[k]);
-  h.value.assign(value);
+  std::string name(line.data(), colon);
+  // Validate and lower-case in one branch-free pass (locals: no aliasing).
+  char* p = name.data();
+  char bad = 0;
+  for (size_t k = 0; k < colon; ++k) {
+    p[k] = kNameLower[static_cast<unsigned char>(p[k])];
+    bad |= static_cast<char>(p[k] == 0);
+  }
+  if (bad) return false;
+  out.emplace_back(std::move(name), std::string(value));
   return true;
 }
 
@@ -222,17 +266,40 @@ bool parse_chunk_line(std::string_view line, uint64_t& size) {
 
 long parse_head_ex(std::string_view buf, bool is_request, Message& out, HeadInfo& info,
                    size_t* resume) {
-  const size_t from = resume ? std::min(*resume, buf.size()) : 0;
-  const void* hit = memmem(buf.data() + from, buf.size() - from, "\r\n\r\n", 4);
-  if (!hit) {
+  // One memchr per line both finds the blank line and splits the fields.
+  // Heads that arrive in pieces resume at the start of their last line.
+  const char* const p = buf.data();
+  const size_t n = buf.size();
+  size_t pos = resume ? std::min(*resume, n) : 0;
+  const bool from_start = pos == 0;
+  constexpr size_t kMaxLines = 64;
+  uint32_t cr_at[kMaxLines]; // CR of each line, start line first
+  size_t lines = 0;
+  size_t head_len = 0;
+  while (true) {
+    const char* cr = static_cast<const char*>(std::memchr(p + pos, '\r', n - pos));
+    if (!cr || cr + 1 == p + n) break;
+    if (cr[1] != '\n') return -1;
+    const size_t at = static_cast<size_t>(cr - p);
+    if (at == pos) {
+      if (at == 0) return -1;
+      head_len = at + 2;
+      break;
+    }
+    if (lines < kMaxLines) cr_at[lines] = static_cast<uint32_t>(at);
+    ++lines;
+    pos = at + 2;
+  }
+  if (head_len == 0) {
     // Reject early so that garbage is not buffered up to max_head_bytes.
     const Scan s = is_request ? scan_request_line(buf) : scan_status_line(buf);
     if (s == Scan::kNo) return -1;
-    if (resume) *resume = buf.size() > 3 ? buf.size() - 3 : 0;
+    if (resume) *resume = pos;
     return 0;
   }
-  const size_t blank = static_cast<size_t>(static_cast<const char*>(hit) - buf.data()) + 2;
-  const std::string_view head = buf.substr(0, blank + 2);
+  if (!from_start) return parse_head_ex(buf, is_request, out, info, nullptr);
+
+  const std::string_view head = buf.substr(0, head_len);
   size_t line_len = 0;
   const Scan s = is_request ? scan_request_line(head, &line_len) : scan_status_line(head, &line_len);
   if (s != Scan::kYes) return -1;
@@ -251,28 +318,29 @@ long parse_head_ex(std::string_view buf, bool is_request, Message& out, HeadInfo
   }
 
   out.headers.clear();
-  out.headers.reserve(16);
-  size_t pos = line_len;
-  while (pos < blank) {
-    // Field values may not contain CR, so the first CR ends the line.
-    const char* cr = static_cast<const char*>(memchr(head.data() + pos, '\r', blank - pos));
-    const size_t eol = static_cast<size_t>(cr - head.data());
-    if (head[eol + 1] != '\n') return -1;
-    if (!parse_field_line(head.substr(pos, eol - pos), out.headers)) return -1;
-    pos = eol + 2;
+  out.headers.reserve(lines - 1);
+  size_t start = line_len;
+  for (size_t k = 1; k < lines; ++k) {
+    const size_t end = k < kMaxLines
+                           ? cr_at[k]
+                           : static_cast<size_t>(static_cast<const char*>(std::memchr(
+                                                     p + start, '\r', head_len - start)) - p);
+    if (!parse_field_line(head.substr(start, end - start), out.headers)) return -1;
+    start = end + 2;
   }
 
   info = HeadInfo{};
   for (const Header& h : out.headers) {
-    if (h.name == "content-length") {
-      uint64_t n = 0;
-      if (!parse_length(h.value, n) || (info.has_length && n != info.content_length)) return -1;
+    const std::string_view name = h.name;
+    if (name == "content-length") {
+      uint64_t len = 0;
+      if (!parse_length(h.value, len) || (info.has_length && len != info.content_length)) return -1;
       info.has_length = true;
-      info.content_length = n;
-    } else if (h.name == "transfer-encoding") {
+      info.content_length = len;
+    } else if (name == "transfer-encoding") {
       info.has_te = true;
       info.te_chunked = last_coding_is_chunked(h.value);
-    } else if (h.name == "upgrade") {
+    } else if (name == "upgrade") {
       info.upgrade = true;
     }
   }

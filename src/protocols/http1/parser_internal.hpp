@@ -34,9 +34,9 @@ struct HeadInfo {
   bool upgrade = false;    // an Upgrade header field is present
 };
 
-// parse_head plus framing facts. `resume` (optional) is where the search for
-// the end of the head restarts: it lets a caller that appends to a buffer
-// avoid rescanning it from the start.
+// parse_head plus framing facts. `resume` (optional, start at 0) carries the
+// start of the last incomplete line from one call to the next, so a caller
+// that keeps appending to a buffer does not rescan it from the start.
 long parse_head_ex(std::string_view buf, bool is_request, Message& out, HeadInfo& info,
                    size_t* resume);
 

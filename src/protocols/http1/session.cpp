@@ -100,8 +100,12 @@ struct Session::Impl {
   unsigned unknown_skipped = 0;
   uint64_t desyncs = 0;
   Dir dirs[2]; // [0] egress, [1] ingress
-  std::deque<Entry> pending;
-  uint64_t front_seq = 0;      // seq of pending.front()
+  // Open exchanges, oldest first, in a ring: a deque would allocate a node
+  // per Entry (they are large), which is most of the cost of an exchange.
+  std::vector<Entry> ring;     // size is zero or a power of two
+  size_t ring_head = 0;
+  size_t count = 0;
+  uint64_t front_seq = 0;      // seq of the oldest open exchange
   uint64_t next_resp_seq = 0;  // exchange the next final response answers
   // First request parsed after request bytes were lost: a response that
   // began before it answers a lost request, not this one.
@@ -131,16 +135,43 @@ struct Session::Impl {
   }
   bool undecided_start(const Dir& d) const { return d.fresh && verdict == Verdict::kUndecided; }
   Dir& request_dir() { return dirs[side == Side::kServer]; }
-  uint64_t next_seq() const { return front_seq + pending.size(); }
+  uint64_t next_seq() const { return front_seq + count; }
+  Entry& at(size_t k) { return ring[(ring_head + k) & (ring.size() - 1)]; }
   Entry* entry(uint64_t seq) {
     if (seq == kNoSeq || seq < front_seq || seq >= next_seq()) return nullptr;
-    return &pending[seq - front_seq];
+    return &at(static_cast<size_t>(seq - front_seq));
+  }
+
+  Entry& push_entry() {
+    if (count == ring.size()) {
+      std::vector<Entry> bigger(std::max<size_t>(8, ring.size() * 2));
+      for (size_t k = 0; k < count; ++k) bigger[k] = std::move(at(k));
+      ring.swap(bigger);
+      ring_head = 0;
+    }
+    // Slots are reused: the previous Exchange was moved out (its request is
+    // always assigned before an exchange is emitted), so resetting what a
+    // move leaves behind is enough and cheaper than assigning a fresh Entry.
+    Entry& e = at(count++);
+    e.ex.informational.clear();
+    e.ex.response.reset();
+    e.ex.error_type.clear();
+    e.ex.tunnel = false;
+    e.req_done = e.resp_done = false;
+    return e;
+  }
+  void drop_front() {
+    at(0) = Entry{};
+    ring_head = (ring_head + 1) & (ring.size() - 1);
+    --count;
+    ++front_seq;
   }
 
   void try_emit() {
-    while (!pending.empty() && pending.front().req_done && pending.front().resp_done) {
-      ready.push_back(std::move(pending.front().ex));
-      pending.pop_front();
+    while (count > 0 && at(0).req_done && at(0).resp_done) {
+      ready.push_back(std::move(at(0).ex));
+      ring_head = (ring_head + 1) & (ring.size() - 1);
+      --count;
       ++front_seq;
     }
   }
@@ -328,15 +359,14 @@ struct Session::Impl {
   void go_tunnel(uint64_t seq) {
     tunnel = true;
     Dir& rq = request_dir();
-    if (Entry* e = entry(seq)) {
-      if (rq.in_msg && rq.seq == seq) {
-        e->ex.request = std::move(rq.msg);
-        e->ex.request.complete = false;
-      }
+    if (Entry* e = rq.in_msg ? entry(rq.seq) : nullptr) {
+      e->ex.request = std::move(rq.msg);
+      e->ex.request.complete = false;
       e->req_done = true;
-      // Nothing after the switching request can be HTTP/1 any more.
-      while (next_seq() > seq + 1) pending.pop_back();
     }
+    // Nothing after the switching request can be HTTP/1 any more.
+    if (entry(seq))
+      while (next_seq() > seq + 1) at(--count) = Entry{};
     try_emit();
     for (Dir& d : dirs) {
       reset_msg(d);
@@ -354,25 +384,25 @@ struct Session::Impl {
     return next_resp_seq;
   }
 
-  void on_request_head(Dir& d, Message&& msg, const HeadInfo& info, uint64_t ts) {
+  // The head was parsed into d.msg.
+  void on_request_head(Dir& d, const HeadInfo& info, uint64_t ts) {
     if (info.has_te && !info.te_chunked) {
       enter_skip(d); // unframeable request (RFC 9112 6.3): the server will close
       return;
     }
-    if (pending.size() >= lim.max_pending) {
-      pending.pop_front();
-      ++front_seq;
+    if (count >= lim.max_pending) {
+      drop_front();
       ++desyncs;
       next_resp_seq = std::max(next_resp_seq, front_seq);
       if (await_seq != kNoSeq && await_seq < front_seq) resolve_await();
     }
-    Entry& e = pending.emplace_back();
-    e.req_first_ts = msg.first_ts_ns;
-    e.is_head = msg.method == "HEAD";
-    e.is_connect = msg.method == "CONNECT";
+    Entry& e = push_entry();
+    const std::string_view method = d.msg.method;
+    e.req_first_ts = d.msg.first_ts_ns;
+    e.is_head = method == "HEAD";
+    e.is_connect = method == "CONNECT";
     d.await_after = e.is_connect || info.upgrade;
     d.seq = next_seq() - 1;
-    d.msg = std::move(msg);
     d.in_msg = true;
     if (info.has_te) {
       d.state = St::kChunkSize;
@@ -384,23 +414,21 @@ struct Session::Impl {
     }
   }
 
-  void on_response_head(Dir& d, Message&& msg, const HeadInfo& info, uint64_t ts) {
-    const int st = msg.status;
+  // The head was parsed into d.msg.
+  void on_response_head(Dir& d, const HeadInfo& info, uint64_t ts) {
+    const int st = d.msg.status;
     if (st < 200 && st != 101) {
-      if (Entry* e = entry(peek_response_seq(msg.first_ts_ns))) {
-        msg.complete = true;
-        e->ex.informational.push_back(std::move(msg));
+      if (Entry* e = entry(peek_response_seq(d.msg.first_ts_ns))) {
+        d.msg.complete = true;
+        e->ex.informational.push_back(std::move(d.msg));
       }
+      reset_msg(d);
       d.state = St::kIdle;
       return;
     }
-    const uint64_t seq = peek_response_seq(msg.first_ts_ns);
-    if (seq != kNoSeq) {
-      ++next_resp_seq;
-      if (seq == resync_seq) resync_seq = kNoSeq;
-    }
+    const uint64_t seq = peek_response_seq(d.msg.first_ts_ns);
+    if (seq != kNoSeq) ++next_resp_seq;
     Entry* e = entry(seq);
-    d.msg = std::move(msg);
     d.seq = seq;
     d.in_msg = true;
     if (st == 101 || (e && e->is_connect && st < 300)) {
@@ -450,9 +478,8 @@ struct Session::Impl {
         return -1;
       }
     }
-    Message msg;
     HeadInfo info;
-    const long n = detail::parse_head_ex(view, request, msg, info, &d.resume);
+    const long n = detail::parse_head_ex(view, request, d.msg, info, &d.resume);
     if (n == 0) return 0;
     if (n < 0) {
       if (undecided_start(d)) verdict = Verdict::kNotHttp;
@@ -465,10 +492,10 @@ struct Session::Impl {
     }
     d.fresh = false;
     if (verdict == Verdict::kUndecided) verdict = Verdict::kHttp1;
-    msg.first_ts_ns = d.head_first_ts;
-    msg.last_ts_ns = ts;
-    if (request) on_request_head(d, std::move(msg), info, ts);
-    else on_response_head(d, std::move(msg), info, ts);
+    d.msg.first_ts_ns = d.head_first_ts;
+    d.msg.last_ts_ns = ts;
+    if (request) on_request_head(d, info, ts);
+    else on_response_head(d, info, ts);
     return n;
   }
 
@@ -479,11 +506,10 @@ struct Session::Impl {
   }
 
   bool step_idle(Dir& d, std::string_view& p, uint64_t ts) {
-    // Stray CRLFs between requests are allowed (RFC 9112 2.2).
-    if (d.role == Role::kRequest) {
-      while (!p.empty() && (p.front() == '\r' || p.front() == '\n')) p.remove_prefix(1);
-      if (p.empty()) return true;
-    }
+    // Stray CRLFs between requests are allowed (RFC 9112 2.2); some servers
+    // send them after a body too.
+    while (!p.empty() && (p.front() == '\r' || p.front() == '\n')) p.remove_prefix(1);
+    if (p.empty()) return true;
     d.head_first_ts = ts;
     d.resume = 0;
     const long n = take_head(d, p, ts);
@@ -730,7 +756,8 @@ struct Session::Impl {
         e->ex.request.complete = false;
       }
     }
-    for (Entry& e : pending) {
+    for (size_t k = 0; k < count; ++k) {
+      Entry& e = at(k);
       if (!e.resp_done && e.ex.error_type.empty()) e.ex.error_type = error_type;
       e.req_done = e.resp_done = true;
     }
@@ -772,6 +799,9 @@ void Session::on_close(uint64_t /*ts_ns*/, std::string_view error_type) {
 std::vector<Exchange> Session::take_exchanges() {
   std::vector<Exchange> out;
   out.swap(impl_->ready);
+  // Callers drain regularly: start the next batch at the size of this one
+  // instead of regrowing (and moving every Exchange) from empty.
+  impl_->ready.reserve(out.size());
   return out;
 }
 

@@ -1,0 +1,198 @@
+#!/usr/bin/env bash
+# Overhead of odigos-trace on nginx serving a small static file, measured with wrk.
+#
+#   sudo bench/nginx_wrk.sh [PAIRS]        (default 10; see docs/BENCHMARKS.md)
+#
+# Starts its own nginx (127.0.0.1:$PORT, $WORKERS workers, access_log off, sendfile on,
+# a 612-byte index.html), then runs PAIRS alternating pairs of
+#   A: wrk untraced
+#   B: wrk while `odigos-trace --pid <nginx master> -q -o FILE` runs
+# (pair order alternates AB, BA, AB... so that drift hits both sides). B waits for the
+# tracer's "attached" line before starting wrk. A B run is valid when the number of
+# "kind":"request" records in FILE matches wrk's completed requests within +-CONNS
+# (requests in flight when wrk stops); invalid runs are reported and left out.
+# Prints medians, the B/A requests/s ratio with a bootstrap 95% CI (resampling pairs)
+# and the p99 latency ratio.
+#
+# Environment: TRACER (default build/odigos-trace), PORT=18080, WORKERS=2, THREADS=1,
+# CONNS=8, DURATION=5s, OUT (results directory; default a temp dir that is kept).
+# Needs nginx (nginx-light), wrk, python3: scripts/install-deps.sh installs them.
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+REPO=$(cd "$HERE/.." && pwd)
+PAIRS=${1:-10}
+TRACER=${TRACER:-$REPO/build/odigos-trace}
+PORT=${PORT:-18080}
+WORKERS=${WORKERS:-2}
+THREADS=${THREADS:-1}
+CONNS=${CONNS:-8}
+DURATION=${DURATION:-5s}
+URL="http://127.0.0.1:$PORT/index.html"
+
+[ "$(id -u)" -eq 0 ] || { echo "nginx_wrk.sh: needs root (the tracer loads BPF programs)" >&2; exit 1; }
+for tool in nginx wrk python3; do
+  command -v "$tool" >/dev/null || { echo "nginx_wrk.sh: $tool missing: run scripts/install-deps.sh" >&2; exit 1; }
+done
+[ -x "$TRACER" ] || { echo "nginx_wrk.sh: $TRACER not found: build with scripts/build.sh or set TRACER" >&2; exit 1; }
+
+WORK=$(mktemp -d /tmp/nginx-wrk.XXXXXX)
+chmod 755 "$WORK"
+# a private copy: a rebuild of build/ during the runs must not change or remove the binary
+cp "$TRACER" "$WORK/odigos-trace"
+TRACER_SRC=$TRACER
+TRACER=$WORK/odigos-trace
+OUT=${OUT:-$WORK/results}
+mkdir -p "$OUT" "$WORK/html" "$WORK/tmp"
+NGINX_PID=; TRACER_PID=
+cleanup() {
+  [ -n "$TRACER_PID" ] && kill -INT "$TRACER_PID" 2>/dev/null || true
+  if [ -n "$NGINX_PID" ]; then kill -QUIT "$NGINX_PID" 2>/dev/null || true; wait "$NGINX_PID" 2>/dev/null || true; fi
+}
+trap cleanup EXIT
+
+# ---- nginx ---------------------------------------------------------------------------
+python3 - "$WORK/html/index.html" <<'EOF'
+import sys
+head = "<!DOCTYPE html>\n<html>\n<head><title>bench</title></head>\n<body>\n<p>"
+tail = "</p>\n</body>\n</html>\n"
+body = head + "x" * (612 - len(head) - len(tail)) + tail
+assert len(body) == 612
+open(sys.argv[1], "w").write(body)
+EOF
+chmod 644 "$WORK/html/index.html"
+cat >"$WORK/nginx.conf" <<EOF
+daemon off;
+master_process on;
+worker_processes $WORKERS;
+user www-data;
+pid $WORK/nginx.pid;
+error_log $WORK/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  sendfile on;
+  keepalive_requests 1000000;
+  default_type text/html;
+  client_body_temp_path $WORK/tmp/body;
+  proxy_temp_path $WORK/tmp/proxy;
+  fastcgi_temp_path $WORK/tmp/fastcgi;
+  uwsgi_temp_path $WORK/tmp/uwsgi;
+  scgi_temp_path $WORK/tmp/scgi;
+  server {
+    listen 127.0.0.1:$PORT;
+    root $WORK/html;
+  }
+}
+EOF
+nginx -c "$WORK/nginx.conf" -p "$WORK" 2>"$WORK/nginx.stderr" &
+NGINX_PID=$!
+for _ in $(seq 100); do
+  python3 -c "import urllib.request,sys; urllib.request.urlopen('$URL', timeout=1).read()" 2>/dev/null && break
+  kill -0 "$NGINX_PID" 2>/dev/null || { cat "$WORK/nginx.stderr" "$WORK/error.log" >&2 2>/dev/null; exit 1; }
+  sleep 0.1
+done
+echo "nginx master $NGINX_PID, workers: $(pgrep -P "$NGINX_PID" | tr '\n' ' ')"
+
+# ---- runs ------------------------------------------------------------------------------
+printf 'pair\tside\torder\trps\tcompleted\tp99_us\trecords\tvalid\ttracer_summary\n' >"$OUT/runs.tsv"
+
+parse_wrk() { # file -> "rps completed p99_us"
+  python3 - "$1" <<'EOF'
+import re, sys
+t = open(sys.argv[1]).read()
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", t).group(1))
+done = int(re.search(r"(\d+) requests in", t).group(1))
+m = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s)\s*$", t, re.M)
+mult = {"us": 1, "ms": 1e3, "s": 1e6}[m.group(2)]
+print(f"{rps} {done} {float(m.group(1)) * mult:.1f}")
+EOF
+}
+
+run_wrk() { wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency "$URL" >"$1" 2>&1; }
+
+record_count() { grep -c '"kind":"request"' "$1" 2>/dev/null || true; }
+
+run_a() { # pair order
+  run_wrk "$OUT/wrk-$1-A.txt"
+  read -r rps completed p99 < <(parse_wrk "$OUT/wrk-$1-A.txt")
+  printf '%s\tA\t%s\t%s\t%s\t%s\t-\t-\t-\n' "$1" "$2" "$rps" "$completed" "$p99" >>"$OUT/runs.tsv"
+  printf '  pair %2d A: %9.0f req/s  p99 %7.0f us\n' "$1" "$rps" "$p99"
+}
+
+run_b() { # pair order
+  local nd="$OUT/trace-$1.ndjson" err="$OUT/tracer-$1.err"
+  rm -f "$nd"; : >"$err"
+  "$TRACER" --pid "$NGINX_PID" -q -o "$nd" 2>"$err" &
+  TRACER_PID=$!
+  for _ in $(seq 300); do
+    grep -q attached "$err" && break
+    kill -0 "$TRACER_PID" 2>/dev/null || { cat "$err" >&2; exit 1; }
+    sleep 0.05
+  done
+  grep -q attached "$err" || { echo "tracer did not attach:" >&2; cat "$err" >&2; exit 1; }
+  run_wrk "$OUT/wrk-$1-B.txt"
+  # let the tracer catch up: stop once the record count is stable for 1 s (at most 30 s)
+  local prev=-1 cur
+  for _ in $(seq 60); do
+    cur=$(record_count "$nd")
+    [ "$cur" = "$prev" ] && break
+    prev=$cur
+    sleep 0.5
+  done
+  kill -INT "$TRACER_PID"; wait "$TRACER_PID" || true; TRACER_PID=
+  local records summary
+  records=$(record_count "$nd")
+  summary=$(grep -E 'records|lost' "$err" | tail -1 | sed 's/^odigos-trace: //' | tr '\t' ' ')
+  read -r rps completed p99 < <(parse_wrk "$OUT/wrk-$1-B.txt")
+  local valid=yes
+  if [ $((records - completed)) -gt "$CONNS" ] || [ $((completed - records)) -gt "$CONNS" ]; then valid=no; fi
+  printf '%s\tB\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$rps" "$completed" "$p99" "$records" "$valid" "$summary" >>"$OUT/runs.tsv"
+  printf '  pair %2d B: %9.0f req/s  p99 %7.0f us  wrk completed %s, records %s (%s)  [%s]\n' \
+    "$1" "$rps" "$p99" "$completed" "$records" "$([ $valid = yes ] && echo valid || echo INVALID)" "$summary"
+  rm -f "$nd" # large; the count is in runs.tsv
+}
+
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+echo "warm-up (discarded)"
+wrk -t"$THREADS" -c"$CONNS" -d2s "$URL" >/dev/null
+for ((p = 1; p <= PAIRS; p++)); do
+  if ((p % 2)); then run_a "$p" AB; run_b "$p" AB; else run_b "$p" BA; run_a "$p" BA; fi
+done
+
+# ---- summary -----------------------------------------------------------------------------
+{
+  echo "machine: $(nproc) vCPUs ($(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')), kernel $(uname -r)"
+  echo "cores: not pinned; nginx ($WORKERS workers), wrk (-t$THREADS -c$CONNS) and the tracer share all $(nproc) vCPUs"
+  echo "tracer: $TRACER_SRC (copied at start; tree at $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?'))"
+  echo "load average at start: $LOAD_START; at end: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine adds noise)"
+  echo "command: wrk -t$THREADS -c$CONNS -d$DURATION --latency $URL; B adds: $(basename "$TRACER") --pid <nginx master> -q -o FILE"
+} | tee "$OUT/meta.txt"
+python3 - "$OUT/runs.tsv" <<'EOF'
+import random, statistics as st, sys
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])][1:]
+A = {r[0]: r for r in rows if r[1] == "A"}
+B = {r[0]: r for r in rows if r[1] == "B"}
+invalid = [p for p, r in B.items() if r[7] != "yes"]
+pairs = [p for p in A if p in B and p not in invalid]
+if not pairs:
+    print("no valid pairs"); sys.exit(1)
+a = [float(A[p][3]) for p in pairs]; b = [float(B[p][3]) for p in pairs]
+a99 = [float(A[p][5]) for p in pairs]; b99 = [float(B[p][5]) for p in pairs]
+ratio = st.median(b) / st.median(a)
+rng = random.Random(1)
+boots = []
+for _ in range(10000):
+    idx = [rng.randrange(len(pairs)) for _ in pairs]
+    boots.append(st.median(b[i] for i in idx) / st.median(a[i] for i in idx))
+boots.sort()
+lo, hi = boots[int(0.025 * len(boots))], boots[int(0.975 * len(boots)) - 1]
+per_pair = sorted(y / x for x, y in zip(a, b))
+print(f"valid pairs: {len(pairs)} of {len(A)}" + (f"; INVALID B runs (records != wrk completed +- conns): pairs {', '.join(invalid)}" if invalid else ""))
+print(f"A untraced: median {st.median(a):.0f} req/s (min {min(a):.0f}, max {max(a):.0f}); p99 median {st.median(a99):.0f} us")
+print(f"B traced:   median {st.median(b):.0f} req/s (min {min(b):.0f}, max {max(b):.0f}); p99 median {st.median(b99):.0f} us")
+print(f"B/A requests/s: {ratio:.3f} (bootstrap 95% CI {lo:.3f}..{hi:.3f}, 10000 resamples of pairs); per-pair ratios {per_pair[0]:.3f}..{per_pair[-1]:.3f}")
+print(f"B/A p99 latency: {st.median(b99) / st.median(a99):.2f}")
+recs = [int(B[p][6]) for p in pairs]; done = [int(B[p][4]) for p in pairs]
+print(f"records vs wrk completed (valid B runs): max |diff| {max(abs(x - y) for x, y in zip(recs, done))}")
+EOF
+echo "raw results: $OUT"
