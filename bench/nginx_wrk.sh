@@ -94,33 +94,41 @@ done
 echo "nginx master $NGINX_PID, workers: $(pgrep -P "$NGINX_PID" | tr '\n' ' ')"
 
 # ---- runs ------------------------------------------------------------------------------
-printf 'pair\tside\torder\trps\tcompleted\tp99_us\trecords\tvalid\ttracer_summary\n' >"$OUT/runs.tsv"
+STATS="python3 $HERE/nginx_wrk_stats.py"
+printf 'pair\tside\torder\trps\tcompleted\tp99_us\trecords\tvalid\tnginx_cpu_s\twrk_cpu_s\ttracer_cpu_s\ttracer_summary\n' >"$OUT/runs.tsv"
 
-parse_wrk() { # file -> "rps completed p99_us"
-  python3 - "$1" <<'EOF'
-import re, sys
-t = open(sys.argv[1]).read()
-rps = float(re.search(r"Requests/sec:\s+([\d.]+)", t).group(1))
-done = int(re.search(r"(\d+) requests in", t).group(1))
-m = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s)\s*$", t, re.M)
-mult = {"us": 1, "ms": 1e3, "s": 1e6}[m.group(2)]
-print(f"{rps} {done} {float(m.group(1)) * mult:.1f}")
-EOF
+# wrk; its CPU seconds go to $1.cpu
+run_wrk() { $STATS run "$1" wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency "$URL"; }
+
+# CPU seconds (user + system) of a process, from /proc/PID/stat fields 14 and 15
+proc_cpu() {
+  awk -v hz="$(getconf CLK_TCK)" '{sub(/^.*\) /, ""); printf "%.3f", ($12 + $13) / hz}' /proc/"$1"/stat 2>/dev/null || echo 0
 }
-
-run_wrk() { wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency "$URL" >"$1" 2>&1; }
+# ... of the nginx master and its workers
+nginx_cpu() {
+  local total=0 p
+  for p in "$NGINX_PID" $(pgrep -P "$NGINX_PID"); do
+    total=$(awk -v a="$total" -v b="$(proc_cpu "$p")" 'BEGIN{printf "%.3f", a + b}')
+  done
+  echo "$total"
+}
+sub() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.3f", b - a}'; }
 
 record_count() { grep -c '"kind":"request"' "$1" 2>/dev/null || true; }
 
 run_a() { # pair order
+  local n0 n1
+  n0=$(nginx_cpu)
   run_wrk "$OUT/wrk-$1-A.txt"
-  read -r rps completed p99 < <(parse_wrk "$OUT/wrk-$1-A.txt")
-  printf '%s\tA\t%s\t%s\t%s\t%s\t-\t-\t-\n' "$1" "$2" "$rps" "$completed" "$p99" >>"$OUT/runs.tsv"
+  n1=$(nginx_cpu)
+  read -r rps completed p99 < <($STATS parse "$OUT/wrk-$1-A.txt")
+  printf '%s\tA\t%s\t%s\t%s\t%s\t-\t-\t%s\t%s\t-\t-\n' "$1" "$2" "$rps" "$completed" "$p99" \
+    "$(sub "$n0" "$n1")" "$(cat "$OUT/wrk-$1-A.txt.cpu")" >>"$OUT/runs.tsv"
   printf '  pair %2d A: %9.0f req/s  p99 %7.0f us\n' "$1" "$rps" "$p99"
 }
 
 run_b() { # pair order
-  local nd="$OUT/trace-$1.ndjson" err="$OUT/tracer-$1.err"
+  local nd="$OUT/trace-$1.ndjson" err="$OUT/tracer-$1.err" n0 n1
   rm -f "$nd"; : >"$err"
   "$TRACER" --pid "$NGINX_PID" -q -o "$nd" 2>"$err" &
   TRACER_PID=$!
@@ -130,7 +138,9 @@ run_b() { # pair order
     sleep 0.05
   done
   grep -q attached "$err" || { echo "tracer did not attach:" >&2; cat "$err" >&2; exit 1; }
+  n0=$(nginx_cpu)
   run_wrk "$OUT/wrk-$1-B.txt"
+  n1=$(nginx_cpu)
   # let the tracer catch up: stop once the record count is stable for 1 s (at most 30 s)
   local prev=-1 cur
   for _ in $(seq 60); do
@@ -139,16 +149,19 @@ run_b() { # pair order
     prev=$cur
     sleep 0.5
   done
+  local tcpu
+  tcpu=$(proc_cpu "$TRACER_PID")
   kill -INT "$TRACER_PID"; wait "$TRACER_PID" || true; TRACER_PID=
   local records summary
   records=$(record_count "$nd")
   summary=$(grep -E 'records|lost' "$err" | tail -1 | sed 's/^odigos-trace: //' | tr '\t' ' ')
-  read -r rps completed p99 < <(parse_wrk "$OUT/wrk-$1-B.txt")
+  read -r rps completed p99 < <($STATS parse "$OUT/wrk-$1-B.txt")
   local valid=yes
   if [ $((records - completed)) -gt "$CONNS" ] || [ $((completed - records)) -gt "$CONNS" ]; then valid=no; fi
-  printf '%s\tB\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$rps" "$completed" "$p99" "$records" "$valid" "$summary" >>"$OUT/runs.tsv"
-  printf '  pair %2d B: %9.0f req/s  p99 %7.0f us  wrk completed %s, records %s (%s)  [%s]\n' \
-    "$1" "$rps" "$p99" "$completed" "$records" "$([ $valid = yes ] && echo valid || echo INVALID)" "$summary"
+  printf '%s\tB\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$rps" "$completed" "$p99" "$records" \
+    "$valid" "$(sub "$n0" "$n1")" "$(cat "$OUT/wrk-$1-B.txt.cpu")" "$tcpu" "$summary" >>"$OUT/runs.tsv"
+  printf '  pair %2d B: %9.0f req/s  p99 %7.0f us  wrk completed %s, records %s (%s), tracer CPU %ss  [%s]\n' \
+    "$1" "$rps" "$p99" "$completed" "$records" "$([ $valid = yes ] && echo valid || echo INVALID)" "$tcpu" "$summary"
   rm -f "$nd" # large; the count is in runs.tsv
 }
 
@@ -167,32 +180,5 @@ done
   echo "load average at start: $LOAD_START; at end: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine adds noise)"
   echo "command: wrk -t$THREADS -c$CONNS -d$DURATION --latency $URL; B adds: $(basename "$TRACER") --pid <nginx master> -q -o FILE"
 } | tee "$OUT/meta.txt"
-python3 - "$OUT/runs.tsv" <<'EOF'
-import random, statistics as st, sys
-rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])][1:]
-A = {r[0]: r for r in rows if r[1] == "A"}
-B = {r[0]: r for r in rows if r[1] == "B"}
-invalid = [p for p, r in B.items() if r[7] != "yes"]
-pairs = [p for p in A if p in B and p not in invalid]
-if not pairs:
-    print("no valid pairs"); sys.exit(1)
-a = [float(A[p][3]) for p in pairs]; b = [float(B[p][3]) for p in pairs]
-a99 = [float(A[p][5]) for p in pairs]; b99 = [float(B[p][5]) for p in pairs]
-ratio = st.median(b) / st.median(a)
-rng = random.Random(1)
-boots = []
-for _ in range(10000):
-    idx = [rng.randrange(len(pairs)) for _ in pairs]
-    boots.append(st.median(b[i] for i in idx) / st.median(a[i] for i in idx))
-boots.sort()
-lo, hi = boots[int(0.025 * len(boots))], boots[int(0.975 * len(boots)) - 1]
-per_pair = sorted(y / x for x, y in zip(a, b))
-print(f"valid pairs: {len(pairs)} of {len(A)}" + (f"; INVALID B runs (records != wrk completed +- conns): pairs {', '.join(invalid)}" if invalid else ""))
-print(f"A untraced: median {st.median(a):.0f} req/s (min {min(a):.0f}, max {max(a):.0f}); p99 median {st.median(a99):.0f} us")
-print(f"B traced:   median {st.median(b):.0f} req/s (min {min(b):.0f}, max {max(b):.0f}); p99 median {st.median(b99):.0f} us")
-print(f"B/A requests/s: {ratio:.3f} (bootstrap 95% CI {lo:.3f}..{hi:.3f}, 10000 resamples of pairs); per-pair ratios {per_pair[0]:.3f}..{per_pair[-1]:.3f}")
-print(f"B/A p99 latency: {st.median(b99) / st.median(a99):.2f}")
-recs = [int(B[p][6]) for p in pairs]; done = [int(B[p][4]) for p in pairs]
-print(f"records vs wrk completed (valid B runs): max |diff| {max(abs(x - y) for x, y in zip(recs, done))}")
-EOF
+$STATS summary "$OUT/runs.tsv" | tee "$OUT/summary.txt"
 echo "raw results: $OUT"

@@ -135,9 +135,10 @@ int run_tracer(const Options& opt_in, const char* self_exe) {
   if (!priv.ok)
     return error_exit("missing capabilities: " + priv.missing,
                       "run as root (sudo odigos-trace ...), or grant them: setcap "
-                      "cap_bpf,cap_perfmon,cap_dac_read_search,cap_sys_ptrace,cap_sys_admin+ep odigos-trace");
+                      "cap_bpf,cap_perfmon,cap_dac_read_search,cap_sys_ptrace+ep odigos-trace "
+                      "(and CAP_SYS_ADMIN if tracefs must be mounted)");
   if (!kernel_has_btf())
-    return error_exit("this kernel has no BTF (/sys/kernel/btf/vmlinux is missing)",
+    return error_exit(fmt::format("this kernel has no BTF ({} is missing)", kernel_btf_path()),
                       "odigos-trace needs a kernel built with CONFIG_DEBUG_INFO_BTF=y (Debian's kernels are)");
   {
     std::string err, hint;
@@ -289,13 +290,24 @@ int run_tracer(const Options& opt_in, const char* self_exe) {
       topt, clock, emit, [&](uint64_t cookie) { probes->ignore_conn(cookie); },
       [&](const ot_proc_event&) {});
 
+  // libbpf keeps consuming for as long as the kernel keeps producing; a
+  // budget per call hands control back so signals, --duration and output
+  // flushing are served under steady load. Returning a negative value stops
+  // consumption after the current record (which is consumed).
+  struct ReaderCtx {
+    ConnTracker* tracker;
+    size_t budget;
+  } reader{&tracker, 0};
+  constexpr int kBudgetSpent = -EALREADY;
   ring_buffer* rb = ring_buffer__new(
       probes->events_fd(),
       [](void* ctx, void* data, size_t size) -> int {
-        static_cast<ConnTracker*>(ctx)->handle(data, size);
+        auto* r = static_cast<ReaderCtx*>(ctx);
+        r->tracker->handle(data, size);
+        if (--r->budget == 0 || g_stop_signal) return kBudgetSpent;
         return 0;
       },
-      &tracker, nullptr);
+      &reader, nullptr);
   if (!rb) {
     abort_children();
     return error_exit(std::string("cannot open the ring buffer: ") + strerror(errno));
@@ -317,8 +329,13 @@ int run_tracer(const Options& opt_in, const char* self_exe) {
   std::string end_reason = "interrupted";
   const char* stop_reason = nullptr;
   while (true) {
+    reader.budget = 8192;
     int n = ring_buffer__poll(rb, 100);
-    if (n < 0 && n != -EINTR) {
+    // Events are submitted without a wakeup below the backlog threshold, so
+    // epoll may report nothing: consume what is there on every round.
+    if (n >= 0 && reader.budget > 0) n = ring_buffer__consume(rb);
+    if (n == kBudgetSpent || n == -EINTR) n = 0;
+    if (n < 0) {
       fmt::print(stderr, "odigos-trace: error: reading the ring buffer: {}\n", strerror(-n));
       break;
     }
@@ -373,7 +390,11 @@ int run_tracer(const Options& opt_in, const char* self_exe) {
   if (status_line) fmt::print(stderr, "\r\033[K");
 
   // ---- drain, detach, flush, summarise ---------------------------------------
-  while (ring_buffer__consume(rb) > 0) {
+  probes->detach(); // nothing new arrives while we drain
+  for (int i = 0; i < 1000; i++) {
+    reader.budget = 1 << 20;
+    int n = ring_buffer__consume(rb);
+    if (n != kBudgetSpent && n <= 0) break;
   }
   tracker.finish(WallClock::monotonic_now_ns(), "incomplete");
   uint64_t drops = probes->drops(OT_DROP_RINGBUF);

@@ -121,6 +121,7 @@ ParseOutcome parse_options(int argc, char** argv) {
 
   CLI::App* demo = app.add_subcommand("demo", "Start a small HTTP server and client and trace both");
   demo->add_option("-d,--duration", duration, "How long the demo client runs (default 5s)");
+  demo->fallthrough(); // `demo --json`, `demo -o FILE` work like the global flags
 
   CLI::App* dserver = app.add_subcommand("__demo-server");
   dserver->group("");

@@ -77,6 +77,8 @@ bool BpfProbes::attach(std::string* error) {
   return true;
 }
 
+void BpfProbes::detach() { odigos_bpf__detach(skel_); }
+
 bool BpfProbes::add_tgid(uint32_t tgid, bool follow_forks) {
   uint32_t v = follow_forks ? OT_PROC_FOLLOW_FORKS : 0;
   return bpf_map__update_elem(skel_->maps.traced_tgids, &tgid, sizeof(tgid), &v, sizeof(v),

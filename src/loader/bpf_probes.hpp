@@ -32,6 +32,8 @@ class BpfProbes {
   // Opens and loads (verifies) the programs. On failure returns null and fills error.
   static std::unique_ptr<BpfProbes> load(const ProbeConfig& cfg, std::string* error);
   bool attach(std::string* error);
+  // Detaches every program; maps (and the ring buffer) stay readable.
+  void detach();
 
   bool add_tgid(uint32_t tgid, bool follow_forks);
   bool add_exe(const ot_exe_key& key);

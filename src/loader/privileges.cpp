@@ -47,11 +47,15 @@ PrivilegeReport check_privileges() {
   return r;
 }
 
-bool kernel_has_btf() {
-  struct stat st{};
+const char* kernel_btf_path() {
   // ODIGOS_KERNEL_BTF overrides the path checked (used by the tests).
   const char* p = getenv("ODIGOS_KERNEL_BTF");
-  return stat(p && *p ? p : "/sys/kernel/btf/vmlinux", &st) == 0;
+  return p && *p ? p : "/sys/kernel/btf/vmlinux";
+}
+
+bool kernel_has_btf() {
+  struct stat st{};
+  return stat(kernel_btf_path(), &st) == 0;
 }
 
 } // namespace odigos

@@ -15,5 +15,6 @@ uint64_t effective_capabilities();
 PrivilegeReport check_privileges();
 // Kernel BTF is needed for CO-RE and tp_btf programs.
 bool kernel_has_btf();
+const char* kernel_btf_path();
 
 } // namespace odigos

@@ -117,11 +117,19 @@ std::vector<uint16_t> listening_ports(const std::vector<uint32_t>& pids) {
     for (auto& [ino, port] : all) out.push_back(port);
     return out;
   }
+  // One parse per network namespace: the tables list every socket of the
+  // namespace (TIME_WAIT included), which is slow on a busy host.
+  std::map<std::string, std::map<uint64_t, uint16_t>> by_netns;
   for (uint32_t pid : pids) {
     std::string base = "/proc/" + std::to_string(pid);
-    std::map<uint64_t, uint16_t> listeners;
-    parse_listeners(base + "/net/tcp", &listeners);
-    parse_listeners(base + "/net/tcp6", &listeners);
+    char ns[64] = {};
+    if (readlink((base + "/ns/net").c_str(), ns, sizeof(ns) - 1) <= 0) continue;
+    auto [it, fresh] = by_netns.try_emplace(ns);
+    if (fresh) {
+      parse_listeners(base + "/net/tcp", &it->second);
+      parse_listeners(base + "/net/tcp6", &it->second);
+    }
+    const auto& listeners = it->second;
     if (listeners.empty()) continue;
     DIR* d = opendir((base + "/fd").c_str());
     if (!d) continue;

@@ -33,9 +33,10 @@ class NdjsonSink final : public Sink {
   }
   void write(const Record& r) override {
     if (!ok()) return;
-    std::string line = record_to_json(r).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-    line.push_back('\n');
-    if (fwrite(line.data(), 1, line.size(), out_) != line.size()) fail(errno, "writing " + name_);
+    line_.clear();
+    append_record_json(r, line_);
+    line_.push_back('\n');
+    if (fwrite(line_.data(), 1, line_.size(), out_) != line_.size()) fail(errno, "writing " + name_);
   }
   void flush() override {
     if (ok() && fflush(out_) != 0) fail(errno, "writing " + name_);
@@ -45,6 +46,7 @@ class NdjsonSink final : public Sink {
   FILE* out_;
   bool owned_;
   std::string name_;
+  std::string line_; // reused: no allocation per record once warm
 };
 
 class TerminalSink final : public Sink {

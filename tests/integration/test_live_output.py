@@ -1,8 +1,10 @@
 """Records are written live, not only when the tracer stops: at low traffic (one request at a
 time) each record must reach the -o file, and the --json stdout pipe, within a couple of
-seconds of the request (docs/ARCHITECTURE.md: the reader polls the ring buffer every 100 ms)."""
+seconds of the request (docs/ARCHITECTURE.md: the reader polls the ring buffer every 100 ms),
+also when the client keeps its connection open afterwards."""
 import os
 import select
+import socket
 import subprocess
 import time
 
@@ -44,6 +46,40 @@ def to_file(a, port, server):
                     f"None = not within {DEADLINE + 1} s): {late}")
 
 
+def keepalive(a, port, server):
+    """A client that keeps its connection open: no connection event follows the request."""
+    tracer = Tracer(a.binary, ["--pid", str(server.pid)]).wait_attached()
+    s = socket.create_connection(("127.0.0.1", port), timeout=30)
+    delays = []
+    try:
+        f = s.makefile("rb")
+        for i in range(2):
+            s.sendall(f"GET /fast?ka={i} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+            status = f.readline()
+            check(status.startswith(b"HTTP/1.1 200"), f"keep-alive response {status!r}")
+            length = 0
+            while True:
+                h = f.readline()
+                if h in (b"\r\n", b""):
+                    break
+                if h.lower().startswith(b"content-length:"):
+                    length = int(h.split(b":")[1])
+            f.read(length)
+            t0 = time.monotonic()
+            while lines_in(tracer.out) < i + 1 and time.monotonic() - t0 < DEADLINE + 1:
+                time.sleep(0.02)
+            delays.append(time.monotonic() - t0 if lines_in(tracer.out) >= i + 1 else None)
+    finally:
+        s.close()
+        rc = tracer.stop()
+    print(f"  keep-alive: record i written after {delays} s")
+    check(rc == 0, f"tracer exit code {rc}:\n{tracer.stderr()}")
+    check(len(tracer.records()) == 2, f"expected 2 records at exit, got {tracer.records()}")
+    late = [(i, d) for i, d in enumerate(delays) if d is None or d > DEADLINE]
+    check(not late, "keep-alive connection: records not written live (request, seconds until "
+                    f"written; None = not within {DEADLINE + 1} s): {late}")
+
+
 def to_pipe(a, port, server):
     tracer = subprocess.Popen([a.binary, "--pid", str(server.pid), "--json"],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -77,7 +113,7 @@ def test(a):
     server = start_python_server(port)
     failures = []
     try:
-        for part in (to_file, to_pipe):
+        for part in (to_file, keepalive, to_pipe):
             try:
                 part(a, port, server)
             except Failure as e:

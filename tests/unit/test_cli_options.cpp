@@ -26,7 +26,7 @@ TEST_CASE("sizes parse with binary units", "[cli]") {
   CHECK_FALSE(parse_size("M"));
 }
 
-TEST_CASE("--show accepts headers and body[=N]", "[cli]") {
+TEST_CASE("show option accepts headers and a body size", "[cli]") {
   bool h = false;
   size_t b = 0;
   std::string err;

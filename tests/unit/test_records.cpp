@@ -4,6 +4,8 @@
 #include "core/clock.hpp"
 #include "sinks/json.hpp"
 
+#include <nlohmann/json.hpp>
+
 using namespace odigos;
 
 TEST_CASE("credential query values are redacted", "[redact]") {
@@ -105,7 +107,17 @@ TEST_CASE("JSON records nest dotted names", "[json]") {
   r.set("http.request.method", std::string("GET"));
   r.set("http.response.status_code", int64_t(200));
   r.set("url.path", std::string("/"));
-  auto j = record_to_json(r);
+  r.set("http.request.body.size", int64_t(0));
+  r.set("url.query", std::string("a=\"b\"\n"));
+  r.set("user_agent.original", std::string("bad\xff\xfeutf8 \xc3\xa9"));
+  std::string line;
+  append_record_json(r, line);
+  INFO(line);
+  auto j = nlohmann::json::parse(line);
+  CHECK(j["http"]["request"]["body"]["size"] == 0);
+  CHECK(j["url"]["query"] == "a=\"b\"\n");
+  CHECK(j["user_agent"]["original"] == "bad\xef\xbf\xbd\xef\xbf\xbdutf8 \xc3\xa9");
+  CHECK(j["thread"]["id"] == 0);
   CHECK(j["kind"] == "request");
   CHECK(j["schema_version"] == 1);
   CHECK(j["http"]["request"]["method"] == "GET");
@@ -113,6 +125,6 @@ TEST_CASE("JSON records nest dotted names", "[json]") {
   CHECK(j["url"]["path"] == "/");
   CHECK(j["process"]["pid"] == 7);
   CHECK(j["process"]["command"] == "nginx");
-  CHECK(j["duration_ms"] == Approx(1.235));
+  CHECK(j["duration_ms"].get<double>() == Approx(1.235));
   CHECK(j["time"] == "2023-11-14T22:13:20.000000000Z");
 }
