@@ -1,0 +1,225 @@
+// ConnTracker on synthetic kernel events and a fake clock: no BPF, no root.
+#include <catch2/catch.hpp>
+
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "conn/conn_tracker.hpp"
+#include "odigos/abi.hpp"
+
+using namespace odigos;
+
+namespace {
+
+struct Harness {
+  WallClock clock;
+  std::vector<Record> records;
+  std::vector<uint64_t> ignored;
+  ConnTracker tracker{TrackerOptions{}, clock, [this](Record&& r) { records.push_back(std::move(r)); },
+                      [this](uint64_t c) { ignored.push_back(c); }, nullptr};
+  std::vector<uint8_t> buf;
+  uint64_t pos[2] = {0, 0};
+
+  void open(uint64_t cookie, uint8_t role, uint32_t tgid = 100) {
+    ot_conn_event e{};
+    e.hdr.type = OT_EV_CONN_OPEN;
+    e.hdr.tgid = tgid;
+    e.hdr.tid = tgid;
+    e.hdr.ts_ns = 1;
+    e.cookie = cookie;
+    e.role = role;
+    e.local.family = e.remote.family = 2;
+    e.local.addr[0] = e.remote.addr[0] = 127;
+    e.local.addr[3] = e.remote.addr[3] = 1;
+    e.local.port = role == OT_ROLE_SERVER ? 8080 : 40000;
+    e.remote.port = role == OT_ROLE_SERVER ? 40000 : 8080;
+    memcpy(e.comm, "app", 4);
+    REQUIRE(tracker.handle(&e, sizeof(e)));
+  }
+
+  // A socket call moving `len` bytes of which `data` (a prefix) was captured.
+  void data(uint64_t cookie, uint8_t dir, uint64_t ts, const std::string& data, uint32_t len = 0,
+            uint64_t skip = 0, uint64_t arrival = 0) {
+    if (len == 0) len = uint32_t(data.size());
+    ot_data_event ev{};
+    ev.hdr.type = OT_EV_DATA;
+    ev.hdr.tgid = 100;
+    ev.hdr.tid = 101;
+    ev.hdr.ts_ns = ts;
+    ev.cookie = cookie;
+    pos[dir] += skip; // bytes lost before this event
+    ev.pos = pos[dir];
+    pos[dir] += len;
+    ev.len = len;
+    ev.cap = uint32_t(data.size());
+    ev.dir = dir;
+    ev.arrival_ns = arrival;
+    buf.resize(sizeof(ev) + data.size());
+    memcpy(buf.data(), &ev, sizeof(ev));
+    memcpy(buf.data() + sizeof(ev), data.data(), data.size());
+    REQUIRE(tracker.handle(buf.data(), buf.size()));
+  }
+
+  void close(uint64_t cookie, uint64_t ts) {
+    ot_conn_event e{};
+    e.hdr.type = OT_EV_CONN_CLOSE;
+    e.hdr.ts_ns = ts;
+    e.hdr.tgid = 100;
+    e.cookie = cookie;
+    REQUIRE(tracker.handle(&e, sizeof(e)));
+  }
+};
+
+const std::string kReq = "GET /items?id=1 HTTP/1.1\r\nHost: example:8080\r\nUser-Agent: t/1\r\n\r\n";
+const std::string kResp = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello";
+
+} // namespace
+
+TEST_CASE("server-side exchange: timing, identity and attributes", "[tracker]") {
+  Harness h;
+  h.open(7, OT_ROLE_SERVER);
+  h.data(7, OT_DIR_INGRESS, 1'000'000, kReq);
+  h.data(7, OT_DIR_EGRESS, 3'000'000, kResp.substr(0, 20));
+  h.data(7, OT_DIR_EGRESS, 4'000'000, kResp.substr(20));
+  REQUIRE(h.records.size() == 1);
+  const Record& r = h.records[0];
+  CHECK(r.side == RecordSide::kServer);
+  CHECK(r.pid == 100);
+  CHECK(r.tid == 101);
+  CHECK(r.command == "app");
+  CHECK(r.duration_ms == Approx(3.0));
+  CHECK(r.ttfb_ms == Approx(2.0));
+  CHECK(r.get_str("url.path") == "/items");
+  CHECK(r.get_int("http.response.status_code") == 200);
+  CHECK(r.get_int("http.response.body.size") == 5);
+  CHECK(r.get_str("client.address") == "127.0.0.1");
+  CHECK(r.get_int("client.port") == 40000);
+  CHECK(r.get_int("server.port") == 8080);
+}
+
+TEST_CASE("server side starts at the kernel's arrival time when it is known", "[tracker]") {
+  Harness h;
+  h.open(7, OT_ROLE_SERVER);
+  h.data(7, OT_DIR_INGRESS, 5'000'000, kReq, 0, 0, /*arrival=*/2'000'000);
+  h.data(7, OT_DIR_EGRESS, 6'000'000, kResp);
+  REQUIRE(h.records.size() == 1);
+  CHECK(h.records[0].duration_ms == Approx(4.0));
+  // An arrival older than the previous read belongs to bytes already read.
+  h.data(7, OT_DIR_INGRESS, 9'000'000, kReq, 0, 0, /*arrival=*/4'000'000);
+  h.data(7, OT_DIR_EGRESS, 10'000'000, kResp);
+  REQUIRE(h.records.size() == 2);
+  CHECK(h.records[1].duration_ms == Approx(1.0));
+}
+
+TEST_CASE("client side: first byte written to last byte read", "[tracker]") {
+  Harness h;
+  h.open(9, OT_ROLE_CLIENT);
+  h.data(9, OT_DIR_EGRESS, 1'000'000, kReq);
+  h.data(9, OT_DIR_INGRESS, 2'500'000, kResp, 0, 0, /*arrival ignored client side*/ 1'500'000);
+  REQUIRE(h.records.size() == 1);
+  CHECK(h.records[0].side == RecordSide::kClient);
+  CHECK(h.records[0].duration_ms == Approx(1.5));
+  CHECK(h.records[0].get_str("server.address") == "example"); // from Host
+}
+
+TEST_CASE("a body larger than the capture is counted, not parsed", "[tracker]") {
+  Harness h;
+  h.open(3, OT_ROLE_SERVER);
+  h.data(3, OT_DIR_INGRESS, 1000, kReq);
+  std::string head = "HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n";
+  // One write of head + 100000 body bytes of which only 4096 were captured.
+  std::string captured = head + std::string(4096 - head.size(), 'x');
+  h.data(3, OT_DIR_EGRESS, 2000, captured, uint32_t(head.size() + 100000));
+  REQUIRE(h.records.size() == 1);
+  CHECK(h.records[0].get_int("http.response.body.size") == 100000);
+}
+
+TEST_CASE("lost bytes (a jump in the stream offset) resynchronise at the next request", "[tracker]") {
+  Harness h;
+  h.open(4, OT_ROLE_SERVER);
+  h.data(4, OT_DIR_INGRESS, 1000, kReq.substr(0, 10));
+  // The rest of the head was lost (ring buffer overflow): the offset jumps.
+  h.data(4, OT_DIR_INGRESS, 2000, "GET /next HTTP/1.1\r\nHost: x\r\n\r\n", 0, kReq.size() - 10);
+  h.data(4, OT_DIR_EGRESS, 3000, kResp);
+  h.close(4, 4000);
+  // No garbage record: the lost request is never reported as HTTP with a made-up path.
+  for (auto& r : h.records) CHECK(r.get_str("url.path") != "/items");
+  CHECK(h.tracker.stats().gaps == 1);
+  bool next = false;
+  for (auto& r : h.records)
+    if (r.get_str("url.path") == "/next" && r.get_int("http.response.status_code") == 200) next = true;
+  CHECK(next);
+}
+
+TEST_CASE("non-HTTP connections are ignored in the kernel", "[tracker]") {
+  Harness h;
+  h.open(5, OT_ROLE_CLIENT);
+  h.data(5, OT_DIR_EGRESS, 1000, "*1\r\n$4\r\nPING\r\n");
+  CHECK(h.records.empty());
+  REQUIRE(h.ignored == std::vector<uint64_t>{5});
+  CHECK(h.tracker.stats().not_http == 1);
+  // Later bytes cost nothing and produce nothing.
+  h.data(5, OT_DIR_INGRESS, 2000, "+PONG\r\n");
+  CHECK(h.records.empty());
+}
+
+TEST_CASE("an HTTP/2 preface is reported, not decoded", "[tracker]") {
+  Harness h;
+  h.open(6, OT_ROLE_CLIENT);
+  h.data(6, OT_DIR_EGRESS, 1000, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+  REQUIRE(h.records.size() == 1);
+  CHECK(h.records[0].kind == RecordKind::kConnection);
+  CHECK(h.records[0].protocol == "http2");
+  CHECK(h.ignored == std::vector<uint64_t>{6});
+}
+
+TEST_CASE("failed connects, resets and pending requests are records", "[tracker]") {
+  Harness h;
+  ot_conn_event fail{};
+  fail.hdr.type = OT_EV_CONN_FAIL;
+  fail.hdr.tgid = 100;
+  fail.cookie = 11;
+  fail.err = 111; // ECONNREFUSED
+  fail.remote.family = 2;
+  fail.remote.port = 9;
+  REQUIRE(h.tracker.handle(&fail, sizeof(fail)));
+  REQUIRE(h.records.size() == 1);
+  CHECK(h.records[0].get_str("error.type") == "connection_refused");
+  CHECK(h.records[0].get_int("server.port") == 9);
+
+  h.open(12, OT_ROLE_CLIENT);
+  h.data(12, OT_DIR_EGRESS, 1000, kReq);
+  ot_conn_event rst{};
+  rst.hdr.type = OT_EV_CONN_RESET;
+  rst.hdr.ts_ns = 5000;
+  rst.cookie = 12;
+  REQUIRE(h.tracker.handle(&rst, sizeof(rst)));
+  REQUIRE(h.records.size() == 2);
+  CHECK(h.records[1].get_str("error.type") == "connection_reset");
+  CHECK_FALSE(h.records[1].complete);
+
+  h.open(13, OT_ROLE_SERVER);
+  h.data(13, OT_DIR_INGRESS, 1000, kReq);
+  h.tracker.finish(9000, "incomplete");
+  REQUIRE(h.records.size() == 3);
+  CHECK(h.records[2].get_str("error.type") == "incomplete");
+  CHECK_FALSE(h.records[2].complete);
+  CHECK(h.tracker.open_connections() == 0);
+}
+
+TEST_CASE("malformed events are counted, not trusted", "[tracker]") {
+  Harness h;
+  uint8_t tiny[8] = {};
+  CHECK_FALSE(h.tracker.handle(tiny, sizeof(tiny)));
+  ot_data_event ev{};
+  ev.hdr.type = OT_EV_DATA;
+  ev.cap = 100; // claims more payload than the record holds
+  ev.len = 100;
+  CHECK_FALSE(h.tracker.handle(&ev, sizeof(ev)));
+  ot_event_hdr unknown{};
+  unknown.type = 999;
+  CHECK_FALSE(h.tracker.handle(&unknown, sizeof(unknown)));
+  CHECK(h.tracker.stats().malformed == 3);
+  CHECK(h.records.empty());
+}
