@@ -324,7 +324,7 @@ int run_tracer(const Options& opt_in, const char* self_exe) {
 
   const bool ends_with_targets = pc.filter_pid && exe_keys.empty();
   const bool status_line = !opt.quiet && isatty(STDERR_FILENO) && !opt.verbose;
-  uint64_t last_status = 0, last_drop_check = 0, dropped_reported = 0;
+  uint64_t last_status = 0, last_drop_check = 0, dropped_reported = 0, last_target_check = 0;
   std::optional<int> child_status;
   std::string end_reason = "interrupted";
   const char* stop_reason = nullptr;
@@ -377,9 +377,12 @@ int run_tracer(const Options& opt_in, const char* self_exe) {
       stop_reason = "demo finished";
       break;
     }
-    if (ends_with_targets && (!launching || child_status) && probes->traced_tgid_count() == 0) {
-      stop_reason = "traced processes exited";
-      break;
+    if (ends_with_targets && (!launching || child_status) && now - last_target_check > 200'000'000ull) {
+      last_target_check = now; // walking the map costs a syscall per entry: not every round
+      if (probes->traced_tgid_count() == 0) {
+        stop_reason = "traced processes exited";
+        break;
+      }
     }
     if (status_line && now - last_status > 1'000'000'000ull) {
       last_status = now;

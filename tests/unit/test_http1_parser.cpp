@@ -31,7 +31,7 @@ long parse(std::string_view buf, bool req, Message& m) { return parse_head(buf, 
 
 } // namespace
 
-TEST_CASE("parse_head: request line and headers", "[http1][parser]") {
+TEST_CASE("http1 parse_head: request line and headers", "[http1][parser]") {
   Message m;
   const std::string buf = kGetHead + "trailing body bytes";
   REQUIRE(parse(buf, true, m) == static_cast<long>(kGetHead.size()));
@@ -51,7 +51,7 @@ TEST_CASE("parse_head: request line and headers", "[http1][parser]") {
   CHECK_FALSE(m.chunked);
 }
 
-TEST_CASE("parse_head: status line variants", "[http1][parser]") {
+TEST_CASE("http1 parse_head: status line variants", "[http1][parser]") {
   Message m;
   REQUIRE(parse(kRespHead, false, m) == static_cast<long>(kRespHead.size()));
   CHECK(m.status == 404);
@@ -70,7 +70,7 @@ TEST_CASE("parse_head: status line variants", "[http1][parser]") {
   CHECK(chunked.chunked);
 }
 
-TEST_CASE("parse_head: request-target forms and methods", "[http1][parser]") {
+TEST_CASE("http1 parse_head: request-target forms and methods", "[http1][parser]") {
   Message m;
   CHECK(parse("CONNECT example.com:443 HTTP/1.1\r\n\r\n", true, m) > 0);
   CHECK(m.method == "CONNECT");
@@ -87,7 +87,7 @@ TEST_CASE("parse_head: request-target forms and methods", "[http1][parser]") {
   CHECK(parse(m20 + "X / HTTP/1.1\r\n\r\n", true, m) == -1);
 }
 
-TEST_CASE("parse_head: every proper prefix needs more data", "[http1][parser]") {
+TEST_CASE("http1 parse_head: every proper prefix needs more data", "[http1][parser]") {
   for (const auto& [head, req] : {std::pair{kGetHead, true}, std::pair{kRespHead, false},
                                   std::pair{kChunkedHead, false}}) {
     for (size_t k = 0; k < head.size(); ++k) {
@@ -100,7 +100,7 @@ TEST_CASE("parse_head: every proper prefix needs more data", "[http1][parser]") 
   }
 }
 
-TEST_CASE("parse_head: rejects what cannot be HTTP/1", "[http1][parser]") {
+TEST_CASE("http1 parse_head: rejects what cannot be HTTP/1", "[http1][parser]") {
   Message m;
   const char* bad_requests[] = {
       "get / HTTP/1.1\r\n\r\n",               // lower-case method
@@ -132,7 +132,7 @@ TEST_CASE("parse_head: rejects what cannot be HTTP/1", "[http1][parser]") {
   }
 }
 
-TEST_CASE("parse_head: rejects garbage before the head is complete", "[http1][parser]") {
+TEST_CASE("http1 parse_head: rejects garbage before the head is complete", "[http1][parser]") {
   Message m;
   CHECK(parse("*1\r\n$4\r\nPING\r\n", true, m) == -1);
   CHECK(parse(std::string_view("\x16\x03\x01\x02\x00\x01", 6), true, m) == -1);
@@ -143,7 +143,7 @@ TEST_CASE("parse_head: rejects garbage before the head is complete", "[http1][pa
   CHECK(parse("HTTP/1.1 2", false, m) == 0);
 }
 
-TEST_CASE("parse_head: lenient field forms", "[http1][parser]") {
+TEST_CASE("http1 parse_head: lenient field forms", "[http1][parser]") {
   Message m;
   REQUIRE(parse("GET / HTTP/1.1\r\nX-Long: part one\r\n\tpart two\r\nContent-Length: 5, 5\r\n"
                 "Empty:\r\n\r\n",
@@ -161,7 +161,7 @@ TEST_CASE("parse_head: lenient field forms", "[http1][parser]") {
   CHECK(te.chunked);
 }
 
-TEST_CASE("looks_like_request / looks_like_response", "[http1][parser]") {
+TEST_CASE("http1 looks_like_request / looks_like_response", "[http1][parser]") {
   CHECK(looks_like_request("GET / HTTP/1.1\r\nHost: a\r\n"));
   CHECK(looks_like_request("DELETE /items/5 HTT"));
   CHECK(looks_like_request("PATCH "));
@@ -181,7 +181,7 @@ TEST_CASE("looks_like_request / looks_like_response", "[http1][parser]") {
   CHECK_FALSE(looks_like_response("GET / HTTP/1.1\r\n"));
 }
 
-TEST_CASE("looks_like_h2_preface", "[http1][parser]") {
+TEST_CASE("http1 looks_like_h2_preface", "[http1][parser]") {
   const std::string preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
   CHECK(looks_like_h2_preface(preface));
   CHECK(looks_like_h2_preface(preface + std::string("\x00\x00\x12\x04", 4)));

@@ -156,7 +156,7 @@ void check_valid(const Message& m, bool request) {
 
 } // namespace
 
-TEST_CASE("random segmentation decodes like the whole stream", "[http1][random]") {
+TEST_CASE("http1 random segmentation decodes like the whole stream", "[http1][random]") {
   for (uint64_t seed = 1; seed <= 40; ++seed) {
     Rng r{seed * 0x9e3779b97f4a7c15ull};
     std::string reqs, resps;
@@ -190,7 +190,7 @@ TEST_CASE("random segmentation decodes like the whole stream", "[http1][random]"
   }
 }
 
-TEST_CASE("damaged traffic never yields invalid messages", "[http1][random]") {
+TEST_CASE("http1 damaged traffic never yields invalid messages", "[http1][random]") {
   size_t decoded = 0, answered = 0;
   uint64_t desyncs = 0;
   for (uint64_t seed = 1; seed <= 200; ++seed) {
@@ -232,7 +232,7 @@ TEST_CASE("damaged traffic never yields invalid messages", "[http1][random]") {
   CHECK(desyncs > 50);
 }
 
-TEST_CASE("random bytes never crash and are never decoded", "[http1][random]") {
+TEST_CASE("http1 random bytes never crash and are never decoded", "[http1][random]") {
   for (uint64_t seed = 1; seed <= 300; ++seed) {
     Rng r{seed};
     Session s(static_cast<Side>(seed % 3));

@@ -94,7 +94,7 @@ std::vector<Exchange> run_whole(const std::string& req, const std::string& resp)
 
 } // namespace
 
-TEST_CASE("server: simple request/response exchange", "[http1][session]") {
+TEST_CASE("http1 server: simple request/response exchange", "[http1][session]") {
   Session s(Side::kServer);
   CHECK(s.verdict() == Verdict::kUndecided);
   s.on_data(kIn, seg(kPost, 100));
@@ -126,7 +126,7 @@ TEST_CASE("server: simple request/response exchange", "[http1][session]") {
   CHECK(s.take_exchanges().empty());
 }
 
-TEST_CASE("client: requests are written, responses read", "[http1][session]") {
+TEST_CASE("http1 client: requests are written, responses read", "[http1][session]") {
   Session s(Side::kClient);
   s.on_data(kOut, seg(kGet, 1));
   s.on_data(kIn, seg(kResp, 2));
@@ -137,7 +137,7 @@ TEST_CASE("client: requests are written, responses read", "[http1][session]") {
   CHECK(s.side() == Side::kClient);
 }
 
-TEST_CASE("timing spans the segments carrying first and last byte", "[http1][session]") {
+TEST_CASE("http1 timing spans the segments carrying first and last byte", "[http1][session]") {
   Session s(Side::kServer);
   s.on_data(kIn, seg(std::string_view(kPost).substr(0, 10), 10));
   s.on_data(kIn, seg(std::string_view(kPost).substr(10, 60), 11));
@@ -155,7 +155,7 @@ TEST_CASE("timing spans the segments carrying first and last byte", "[http1][ses
   CHECK(xs[0].response->body == "hello");
 }
 
-TEST_CASE("keep-alive and pipelining pair responses in request order", "[http1][session]") {
+TEST_CASE("http1 keep-alive and pipelining pair responses in request order", "[http1][session]") {
   Session s(Side::kServer);
   s.on_data(kIn, seg(get("/1") + kPost + get("/3"), 1));
   CHECK(s.take_exchanges().empty());
@@ -178,7 +178,7 @@ TEST_CASE("keep-alive and pipelining pair responses in request order", "[http1][
   CHECK(xs[0].response->body == "four");
 }
 
-TEST_CASE("responses are emitted as each one completes", "[http1][session]") {
+TEST_CASE("http1 responses are emitted as each one completes", "[http1][session]") {
   Session s(Side::kServer);
   s.on_data(kIn, seg(get("/a") + get("/b"), 1));
   s.on_data(kOut, seg(ok("A"), 2));
@@ -189,7 +189,7 @@ TEST_CASE("responses are emitted as each one completes", "[http1][session]") {
   CHECK(xs[0].request.target == "/b");
 }
 
-TEST_CASE("HEAD, 204 and 304 responses have no body", "[http1][session]") {
+TEST_CASE("http1 HEAD, 204 and 304 responses have no body", "[http1][session]") {
   Session s(Side::kClient);
   s.on_data(kOut, seg("HEAD /file HTTP/1.1\r\nHost: a\r\n\r\n", 1));
   s.on_data(kOut, seg(get("/nc"), 2));
@@ -214,10 +214,11 @@ TEST_CASE("HEAD, 204 and 304 responses have no body", "[http1][session]") {
   CHECK(s.desyncs() == 0);
 }
 
-TEST_CASE("100-continue: body after the 100 still belongs to the request", "[http1][session]") {
+TEST_CASE("http1 100-continue: body after the 100 still belongs to the request", "[http1][session]") {
   Session s(Side::kServer);
-  s.on_data(kIn, seg("PUT /up HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 6\r\n\r\n",
-                     1));
+  s.on_data(
+      kIn,
+      seg("PUT /up HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 6\r\n\r\n", 1));
   s.on_data(kOut, seg("HTTP/1.1 100 Continue\r\n\r\n", 2));
   CHECK(s.take_exchanges().empty());
   s.on_data(kIn, seg("abc", 3));
@@ -235,7 +236,7 @@ TEST_CASE("100-continue: body after the 100 still belongs to the request", "[htt
   CHECK(xs[0].response->body == "stored");
 }
 
-TEST_CASE("early final response waits for the request to finish", "[http1][session]") {
+TEST_CASE("http1 early final response waits for the request to finish", "[http1][session]") {
   Session s(Side::kServer);
   s.on_data(kIn, seg("POST /big HTTP/1.1\r\nContent-Length: 10\r\n\r\n12345", 1));
   s.on_data(kOut, seg("HTTP/1.1 413 Too Large\r\nContent-Length: 0\r\n\r\n", 2));
@@ -247,7 +248,7 @@ TEST_CASE("early final response waits for the request to finish", "[http1][sessi
   CHECK(xs[0].response->status == 413);
 }
 
-TEST_CASE("103 Early Hints precede the final response", "[http1][session]") {
+TEST_CASE("http1 103 Early Hints precede the final response", "[http1][session]") {
   Session s(Side::kClient);
   s.on_data(kOut, seg(kGet, 1));
   s.on_data(kIn, seg("HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n", 2));
@@ -262,7 +263,7 @@ TEST_CASE("103 Early Hints precede the final response", "[http1][session]") {
   CHECK(xs[0].response->first_ts_ns == 3);
 }
 
-TEST_CASE("chunked response with extensions and trailers", "[http1][session]") {
+TEST_CASE("http1 chunked response with extensions and trailers", "[http1][session]") {
   auto xs = run_whole(kGet, kChunked);
   REQUIRE(xs.size() == 1);
   const Message& r = *xs[0].response;
@@ -275,7 +276,7 @@ TEST_CASE("chunked response with extensions and trailers", "[http1][session]") {
   CHECK(*r.header("expires") == "never");
 }
 
-TEST_CASE("chunked request body", "[http1][session]") {
+TEST_CASE("http1 chunked request body", "[http1][session]") {
   Session s(Side::kServer);
   s.on_data(kIn, seg("POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n" +
                          get("/next"),
@@ -290,7 +291,7 @@ TEST_CASE("chunked request body", "[http1][session]") {
   CHECK(xs[1].response->body == "2");
 }
 
-TEST_CASE("close-delimited response ends at on_eof", "[http1][session]") {
+TEST_CASE("http1 close-delimited response ends at on_eof", "[http1][session]") {
   Session s(Side::kClient);
   s.on_data(kOut, seg(kGet, 1));
   s.on_data(kIn, seg("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\npart1-", 2));
@@ -306,7 +307,7 @@ TEST_CASE("close-delimited response ends at on_eof", "[http1][session]") {
   CHECK(xs[0].error_type.empty());
 }
 
-TEST_CASE("HTTP/1.0 response without Content-Length ends at close", "[http1][session]") {
+TEST_CASE("http1 HTTP/1.0 response without Content-Length ends at close", "[http1][session]") {
   Session s(Side::kServer);
   s.on_data(kIn, seg("GET /old HTTP/1.0\r\n\r\n", 1));
   s.on_data(kOut, seg("HTTP/1.0 200 OK\r\nServer: x\r\n\r\nhello ", 2));
@@ -323,7 +324,7 @@ TEST_CASE("HTTP/1.0 response without Content-Length ends at close", "[http1][ses
   CHECK(xs[0].error_type.empty());
 }
 
-TEST_CASE("body larger than the capture size is counted, not parsed", "[http1][session]") {
+TEST_CASE("http1 body larger than the capture size is counted, not parsed", "[http1][session]") {
   Session s(Side::kClient);
   s.on_data(kOut, seg(kGet, 1));
   // 300 reads of 3500..16384 bytes, at most 4096 of each captured.
@@ -335,11 +336,13 @@ TEST_CASE("body larger than the capture size is counted, not parsed", "[http1][s
     lens.push_back(3500 + (x >> 8) % (16384 - 3500 + 1));
     total += lens.back();
   }
-  const std::string head = "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(total) + "\r\n\r\n";
+  const std::string head =
+      "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(total) + "\r\n\r\n";
   // Body bytes that would look like HTTP if they were ever parsed.
   std::string pattern;
   while (pattern.size() < 8192) pattern += "HTTP/1.1 500 Oops\r\n\r\n";
-  const std::string first = (head + pattern).substr(0, std::min<uint64_t>(4096, head.size() + lens[0]));
+  const std::string first =
+      (head + pattern).substr(0, std::min<uint64_t>(4096, head.size() + lens[0]));
   s.on_data(kIn, seg(first, 1000, head.size() + lens[0]));
   for (int i = 1; i < 300; ++i) {
     CHECK(s.take_exchanges().empty());
@@ -366,7 +369,7 @@ TEST_CASE("body larger than the capture size is counted, not parsed", "[http1][s
   CHECK(xs[0].response->body == "fine");
 }
 
-TEST_CASE("uncaptured bytes inside chunk data are counted", "[http1][session]") {
+TEST_CASE("http1 uncaptured bytes inside chunk data are counted", "[http1][session]") {
   Session s(Side::kClient);
   s.on_data(kOut, seg(kGet, 1));
   // 0x2710 = 10000 bytes of chunk data, of which only "abcd" was captured.
@@ -382,7 +385,7 @@ TEST_CASE("uncaptured bytes inside chunk data are counted", "[http1][session]") 
   CHECK(xs[0].response->last_ts_ns == 3);
 }
 
-TEST_CASE("max_body_keep bounds the kept body", "[http1][session]") {
+TEST_CASE("http1 max_body_keep bounds the kept body", "[http1][session]") {
   Limits lim;
   lim.max_body_keep = 4;
   Session s(Side::kServer, lim);
@@ -396,7 +399,8 @@ TEST_CASE("max_body_keep bounds the kept body", "[http1][session]") {
   CHECK_FALSE(xs[0].response->body_truncated);
 }
 
-TEST_CASE("gap inside a request head: desync, then resync on the next request", "[http1][session]") {
+TEST_CASE("http1 gap inside a request head: desync, then resync on the next request",
+          "[http1][session]") {
   Session s(Side::kServer);
   s.on_data(kIn, seg(get("/a"), 1));
   s.on_data(kOut, seg(ok("A"), 2));
@@ -416,7 +420,7 @@ TEST_CASE("gap inside a request head: desync, then resync on the next request", 
   CHECK(s.verdict() == Verdict::kHttp1);
 }
 
-TEST_CASE("gap inside a response head marks the exchange desync", "[http1][session]") {
+TEST_CASE("http1 gap inside a response head marks the exchange desync", "[http1][session]") {
   Session s(Side::kClient);
   s.on_data(kOut, seg(get("/a"), 1));
   s.on_data(kIn, seg("HTTP/1.1 200 OK\r\nContent-Le", 2));
@@ -436,7 +440,7 @@ TEST_CASE("gap inside a response head marks the exchange desync", "[http1][sessi
   CHECK(xs[0].response->body == "B");
 }
 
-TEST_CASE("head cut by uncaptured bytes is a desync", "[http1][session]") {
+TEST_CASE("http1 head cut by uncaptured bytes is a desync", "[http1][session]") {
   Session s(Side::kClient);
   s.on_data(kOut, seg(get("/a"), 1));
   std::string big = "HTTP/1.1 200 OK\r\nSet-Cookie: " + std::string(5000, 'c') + "\r\n\r\n";
@@ -452,7 +456,7 @@ TEST_CASE("head cut by uncaptured bytes is a desync", "[http1][session]") {
   CHECK(xs[0].response->body == "B");
 }
 
-TEST_CASE("gap inside a chunk-size line mid-response", "[http1][session]") {
+TEST_CASE("http1 gap inside a chunk-size line mid-response", "[http1][session]") {
   Session s(Side::kClient);
   s.on_data(kOut, seg(get("/a"), 1));
   s.on_data(kIn, seg("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n1", 2));
@@ -466,7 +470,7 @@ TEST_CASE("gap inside a chunk-size line mid-response", "[http1][session]") {
   CHECK(s.desyncs() == 1);
 }
 
-TEST_CASE("garbage where a response should start is a desync", "[http1][session]") {
+TEST_CASE("http1 garbage where a response should start is a desync", "[http1][session]") {
   Session s(Side::kServer);
   s.on_data(kIn, seg(get("/a"), 1));
   s.on_data(kOut, seg("not an http response at all\r\n\r\n", 2));
@@ -477,7 +481,7 @@ TEST_CASE("garbage where a response should start is a desync", "[http1][session]
   CHECK_FALSE(s.done());
 }
 
-TEST_CASE("HTTP/2 preface gives kHttp2", "[http1][session]") {
+TEST_CASE("http1 HTTP/2 preface gives kHttp2", "[http1][session]") {
   const std::string preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
   SECTION("in one segment") {
     Session s(Side::kServer);
@@ -509,7 +513,7 @@ TEST_CASE("HTTP/2 preface gives kHttp2", "[http1][session]") {
   }
 }
 
-TEST_CASE("non-HTTP first bytes give kNotHttp", "[http1][session]") {
+TEST_CASE("http1 non-HTTP first bytes give kNotHttp", "[http1][session]") {
   const std::string inputs[] = {
       "*1\r\n$4\r\nPING\r\n",
       std::string("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 11),
@@ -534,7 +538,7 @@ TEST_CASE("non-HTTP first bytes give kNotHttp", "[http1][session]") {
   }
 }
 
-TEST_CASE("a prefix that may still become a request is not judged", "[http1][session]") {
+TEST_CASE("http1 a prefix that may still become a request is not judged", "[http1][session]") {
   Session s(Side::kServer);
   s.on_data(kIn, seg("GE", 1));
   CHECK(s.verdict() == Verdict::kUndecided);
@@ -555,7 +559,7 @@ TEST_CASE("a prefix that may still become a request is not judged", "[http1][ses
   CHECK(bad.verdict() == Verdict::kNotHttp);
 }
 
-TEST_CASE("oversized heads: kNotHttp at start, desync later", "[http1][session]") {
+TEST_CASE("http1 oversized heads: kNotHttp at start, desync later", "[http1][session]") {
   Limits lim;
   lim.max_head_bytes = 256;
   const std::string huge = "GET /" + std::string(300, 'a') + " HTTP/1.1\r\n\r\n";
@@ -576,7 +580,7 @@ TEST_CASE("oversized heads: kNotHttp at start, desync later", "[http1][session]"
   CHECK(xs[1].request.target == "/b");
 }
 
-TEST_CASE("Side::kUnknown: mid-body bytes are skipped until a request line", "[http1][session]") {
+TEST_CASE("http1 Side::kUnknown: mid-body bytes are skipped until a request line", "[http1][session]") {
   Session s(Side::kUnknown);
   s.on_data(kIn, seg("tinue the upload\r\n\r\nGET / HTTP/1.1\r\n\r\n", 1));
   s.on_data(kOut, seg(ok("answer to something older"), 2));
@@ -594,7 +598,7 @@ TEST_CASE("Side::kUnknown: mid-body bytes are skipped until a request line", "[h
   CHECK(s.desyncs() == 0);
 }
 
-TEST_CASE("Side::kUnknown: client decided from written request", "[http1][session]") {
+TEST_CASE("http1 Side::kUnknown: client decided from written request", "[http1][session]") {
   Session s(Side::kUnknown);
   s.on_data(kIn, seg("some response tail", 1));
   s.on_data(kOut, seg(kPost, 2));
@@ -607,14 +611,14 @@ TEST_CASE("Side::kUnknown: client decided from written request", "[http1][sessio
   CHECK(xs[0].response->body == "hello");
 }
 
-TEST_CASE("Side::kUnknown gives up on a connection that never shows HTTP", "[http1][session]") {
+TEST_CASE("http1 Side::kUnknown gives up on a connection that never shows HTTP", "[http1][session]") {
   Session s(Side::kUnknown);
   for (int i = 0; i < 200 && !s.done(); ++i) s.on_data(i % 2, seg("*1\r\n$4\r\nPING\r\n", i));
   CHECK(s.verdict() == Verdict::kNotHttp);
   CHECK(s.done());
 }
 
-TEST_CASE("CONNECT 200 opens a tunnel", "[http1][session]") {
+TEST_CASE("http1 CONNECT 200 opens a tunnel", "[http1][session]") {
   Session s(Side::kClient);
   s.on_data(kOut, seg("CONNECT db.example:443 HTTP/1.1\r\nHost: db.example:443\r\n\r\n", 1));
   s.on_data(kOut, seg(std::string("\x16\x03\x01\x00\x10", 5), 2)); // eager ClientHello
@@ -632,7 +636,7 @@ TEST_CASE("CONNECT 200 opens a tunnel", "[http1][session]") {
   CHECK(s.take_exchanges().empty());
 }
 
-TEST_CASE("refused CONNECT keeps decoding HTTP", "[http1][session]") {
+TEST_CASE("http1 refused CONNECT keeps decoding HTTP", "[http1][session]") {
   Session s(Side::kClient);
   s.on_data(kOut, seg("CONNECT db.example:443 HTTP/1.1\r\n\r\n", 1));
   s.on_data(kOut, seg(get("/held"), 2)); // held until the answer is known
@@ -647,10 +651,11 @@ TEST_CASE("refused CONNECT keeps decoding HTTP", "[http1][session]") {
   CHECK(xs[1].response->body == "held");
 }
 
-TEST_CASE("101 Switching Protocols opens a tunnel", "[http1][session]") {
+TEST_CASE("http1 101 Switching Protocols opens a tunnel", "[http1][session]") {
   Session s(Side::kServer);
-  s.on_data(kIn, seg("GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
-                     1));
+  s.on_data(
+      kIn,
+      seg("GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n", 1));
   CHECK_FALSE(s.done());
   s.on_data(kOut, seg("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
                       "Connection: Upgrade\r\n\r\n\x81\x05hello",
@@ -665,7 +670,7 @@ TEST_CASE("101 Switching Protocols opens a tunnel", "[http1][session]") {
   CHECK(s.desyncs() == 0);
 }
 
-TEST_CASE("Upgrade ignored by the server: HTTP continues", "[http1][session]") {
+TEST_CASE("http1 Upgrade ignored by the server: HTTP continues", "[http1][session]") {
   Session s(Side::kServer);
   s.on_data(kIn, seg("GET / HTTP/1.1\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n", 1));
   s.on_data(kOut, seg(ok("plain"), 2));
@@ -677,7 +682,7 @@ TEST_CASE("Upgrade ignored by the server: HTTP continues", "[http1][session]") {
   CHECK(xs[1].response->body == "two");
 }
 
-TEST_CASE("on_close turns pending requests into exchanges", "[http1][session]") {
+TEST_CASE("http1 on_close turns pending requests into exchanges", "[http1][session]") {
   Session s(Side::kServer);
   s.on_data(kIn, seg(get("/1") + get("/2") + get("/3"), 1));
   s.on_data(kOut, seg(ok("1"), 2));
@@ -699,7 +704,7 @@ TEST_CASE("on_close turns pending requests into exchanges", "[http1][session]") 
   CHECK(s.take_exchanges().empty());
 }
 
-TEST_CASE("on_close with a request cut mid-body", "[http1][session]") {
+TEST_CASE("http1 on_close with a request cut mid-body", "[http1][session]") {
   Session s(Side::kServer);
   s.on_data(kIn, seg("POST /p HTTP/1.1\r\nContent-Length: 100\r\n\r\npartial", 1));
   s.on_close(2, "incomplete");
@@ -711,7 +716,7 @@ TEST_CASE("on_close with a request cut mid-body", "[http1][session]") {
   CHECK(xs[0].error_type == "incomplete");
 }
 
-TEST_CASE("max_pending drops the oldest requests", "[http1][session]") {
+TEST_CASE("http1 max_pending drops the oldest requests", "[http1][session]") {
   Limits lim;
   lim.max_pending = 2;
   Session s(Side::kServer, lim);
@@ -723,7 +728,7 @@ TEST_CASE("max_pending drops the oldest requests", "[http1][session]") {
   CHECK(xs[0].request.target == "/3");
 }
 
-TEST_CASE("stray CRLF between requests is tolerated", "[http1][session]") {
+TEST_CASE("http1 stray CRLF between requests is tolerated", "[http1][session]") {
   Session s(Side::kServer);
   s.on_data(kIn, seg(kPost + "\r\n", 1));
   s.on_data(kIn, seg(get("/2"), 2));
@@ -732,7 +737,7 @@ TEST_CASE("stray CRLF between requests is tolerated", "[http1][session]") {
   CHECK(s.desyncs() == 0);
 }
 
-TEST_CASE("response without a request is decoded and dropped", "[http1][session]") {
+TEST_CASE("http1 response without a request is decoded and dropped", "[http1][session]") {
   Session s(Side::kServer);
   s.on_data(kOut, seg("HTTP/1.1 408 Request Timeout\r\nContent-Length: 4\r\n\r\nGET ", 1));
   s.on_data(kIn, seg(get("/x"), 2));
@@ -743,7 +748,7 @@ TEST_CASE("response without a request is decoded and dropped", "[http1][session]
   CHECK(s.desyncs() == 0);
 }
 
-TEST_CASE("request with an unframeable Transfer-Encoding is not decoded", "[http1][session]") {
+TEST_CASE("http1 request with an unframeable Transfer-Encoding is not decoded", "[http1][session]") {
   Session s(Side::kServer);
   s.on_data(kIn, seg(get("/ok"), 1));
   s.on_data(kIn, seg("POST /x HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\nxyz", 2));
@@ -752,7 +757,7 @@ TEST_CASE("request with an unframeable Transfer-Encoding is not decoded", "[http
   CHECK(s.take_exchanges().size() == 1);
 }
 
-TEST_CASE("sessions are movable", "[http1][session]") {
+TEST_CASE("http1 sessions are movable", "[http1][session]") {
   Session a(Side::kServer);
   a.on_data(kIn, seg(kGet, 1));
   Session b(std::move(a));
@@ -765,7 +770,7 @@ TEST_CASE("sessions are movable", "[http1][session]") {
 
 // --- Truncation and split sweeps ------------------------------------------
 
-TEST_CASE("sweep: every proper prefix of a request needs more data", "[http1][sweep]") {
+TEST_CASE("http1 sweep: every proper prefix of a request needs more data", "[http1][sweep]") {
   const size_t head = kPost.find("\r\n\r\n") + 4;
   for (size_t k = 1; k < kPost.size(); ++k) {
     INFO("prefix " << k);
@@ -786,7 +791,7 @@ TEST_CASE("sweep: every proper prefix of a request needs more data", "[http1][sw
   }
 }
 
-TEST_CASE("sweep: every proper prefix of a response needs more data", "[http1][sweep]") {
+TEST_CASE("http1 sweep: every proper prefix of a response needs more data", "[http1][sweep]") {
   for (const std::string* resp : {&kResp, &kChunked}) {
     for (size_t k = 1; k < resp->size(); ++k) {
       INFO("prefix " << k << " of " << *resp);
@@ -804,7 +809,7 @@ TEST_CASE("sweep: every proper prefix of a response needs more data", "[http1][s
   }
 }
 
-TEST_CASE("sweep: a split at any byte equals the whole", "[http1][sweep]") {
+TEST_CASE("http1 sweep: a split at any byte equals the whole", "[http1][sweep]") {
   for (const auto& [req, resp] : {std::pair{&kPost, &kResp}, std::pair{&kGet, &kChunked}}) {
     const std::string whole = describe(run_whole(*req, *resp));
     REQUIRE(!whole.empty());
@@ -827,7 +832,7 @@ TEST_CASE("sweep: a split at any byte equals the whole", "[http1][sweep]") {
   }
 }
 
-TEST_CASE("sweep: one byte per segment equals the whole", "[http1][sweep]") {
+TEST_CASE("http1 sweep: one byte per segment equals the whole", "[http1][sweep]") {
   const std::string reqs = kPost + kGet;
   const std::string resps = kResp + kChunked;
   Session whole(Side::kClient);

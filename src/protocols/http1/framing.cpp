@@ -175,7 +175,8 @@ bool Session::Impl::step_head(Dir& d, std::string_view& p, uint64_t ts) {
 
 // A chunk-size or trailer line, CRLF included. Copied only when it spans
 // segments.
-Session::Impl::Line Session::Impl::take_line(Dir& d, std::string_view& p, std::string_view& line, size_t limit) {
+Session::Impl::Line Session::Impl::take_line(Dir& d, std::string_view& p, std::string_view& line,
+                                             size_t limit) {
   const void* nl = std::memchr(p.data(), '\n', p.size());
   const size_t take =
       nl ? static_cast<size_t>(static_cast<const char*>(nl) - p.data()) + 1 : p.size();

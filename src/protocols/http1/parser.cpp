@@ -189,7 +189,8 @@ Scan scan_status_line(std::string_view buf, size_t* line_len) {
   if (buf[i] == ' ') {
     ++i;
     const void* cr = std::memchr(buf.data() + i, '\r', buf.size() - i);
-    const size_t end = cr ? static_cast<size_t>(static_cast<const char*>(cr) - buf.data()) : buf.size();
+    const size_t end =
+        cr ? static_cast<size_t>(static_cast<const char*>(cr) - buf.data()) : buf.size();
     if (!all_text(buf.substr(i, end - i))) return Scan::kNo;
     i = end;
   }
@@ -301,7 +302,8 @@ long parse_head_ex(std::string_view buf, bool is_request, Message& out, HeadInfo
 
   const std::string_view head = buf.substr(0, head_len);
   size_t line_len = 0;
-  const Scan s = is_request ? scan_request_line(head, &line_len) : scan_status_line(head, &line_len);
+  const Scan s =
+      is_request ? scan_request_line(head, &line_len) : scan_status_line(head, &line_len);
   if (s != Scan::kYes) return -1;
 
   if (is_request) {
@@ -366,7 +368,8 @@ long parse_head(std::string_view buf, bool is_request, Message& out) {
 // too little to call a request, but may still become one.
 bool looks_like_request(std::string_view buf) {
   const detail::Scan s = detail::scan_request_line(buf);
-  return s == detail::Scan::kYes || (s == detail::Scan::kMore && buf.find(' ') != std::string_view::npos);
+  return s == detail::Scan::kYes ||
+         (s == detail::Scan::kMore && buf.find(' ') != std::string_view::npos);
 }
 
 // Likewise a response prefix needs at least "HTTP/1.x ".
