@@ -176,7 +176,7 @@ done
 {
   echo "machine: $(nproc) vCPUs ($(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')), kernel $(uname -r)"
   echo "cores: not pinned; nginx ($WORKERS workers), wrk (-t$THREADS -c$CONNS) and the tracer share all $(nproc) vCPUs"
-  echo "tracer: $TRACER_SRC (copied at start; tree at $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?'))"
+  echo "tracer: $TRACER_SRC (built $(date -u -r "$TRACER_SRC" +%FT%TZ 2>/dev/null || echo '?'); $("$TRACER" --version 2>/dev/null | head -1); repository HEAD now $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?'))"
   echo "load average at start: $LOAD_START; at end: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine adds noise)"
   echo "command: wrk -t$THREADS -c$CONNS -d$DURATION --latency $URL; B adds: $(basename "$TRACER") --pid <nginx master> -q -o FILE"
 } | tee "$OUT/meta.txt"

@@ -105,11 +105,13 @@ static __always_inline int handle_io(struct sock *sk, int ret, int flags, __u8 d
 		return 0;
 	if (ret == 0 && dir == OT_DIR_EGRESS)
 		return 0;
-	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	/* tp_btf hands us trusted BTF pointers: plain (CO-RE relocated) loads
+	 * instead of one bpf_probe_read_kernel per field (docs/HOOK_DESIGN.md). */
+	__u16 family = sk->__sk_common.skc_family;
 	if (family != AF_INET && family != AF_INET6 && family != AF_UNIX)
 		return 0;
 	/* Byte streams only: datagrams (DNS, QUIC) are not decoded. */
-	if (BPF_CORE_READ(sk, sk_type) != SOCK_STREAM)
+	if (sk->sk_type != SOCK_STREAM)
 		return 0;
 	if (!port_selected(sk))
 		return 0;
@@ -165,10 +167,10 @@ static __always_inline int handle_io(struct sock *sk, int ret, int flags, __u8 d
 
 	struct task_struct *task = bpf_get_current_task_btf();
 	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
-	long nr = BPF_CORE_READ(regs, orig_ax);
-	unsigned long a0 = BPF_CORE_READ(regs, di);
-	unsigned long a1 = BPF_CORE_READ(regs, si);
-	unsigned long a2 = BPF_CORE_READ(regs, dx);
+	long nr = regs->orig_ax;
+	unsigned long a0 = regs->di;
+	unsigned long a1 = regs->si;
+	unsigned long a2 = regs->dx;
 	ev->syscall = (nr >= 0 && nr < OT_SYSCALL_OTHER) ? nr : OT_SYSCALL_OTHER;
 	ev->fd = (__s32)a0;
 

@@ -189,7 +189,7 @@ def test(a):
             tracer.stop()
         for s, p in servers.items():
             try:
-                if p.poll() is None:
+                if p.poll() is None and s in orig:
                     move(root, orig[s], p.pid)
             except OSError as e:
                 print(f"  cleanup: could not move server {s} back: {e}")
@@ -241,13 +241,12 @@ def unit_check(a, root, servers, ports, made, expect):
     port = free_port()
     srv = start_python_server(port)
     servers["E"] = srv
-    from harness import Tracer as T
     try:
         orig = cgroup_of(srv.pid)
         move(root, f"/system.slice/{unit}.service", srv.pid)
         check(cgroup_of(srv.pid) == f"/system.slice/{unit}.service",
               f"server E is in {cgroup_of(srv.pid)!r}")
-        t = T(a.binary, ["--unit", unit])
+        t = Tracer(a.binary, ["--unit", unit])
         try:
             t.wait_attached(20)
         except Failure:

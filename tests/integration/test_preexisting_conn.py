@@ -10,6 +10,7 @@ Oracle: the client's own view (status, body size and local port of every exchang
 by the client as JSON lines); one local port for all 4 requests proves they shared one
 connection."""
 import json
+import selectors
 import subprocess
 import sys
 import time
@@ -57,7 +58,6 @@ def start_client(port, cpus):
 
 def read_line(p, what, timeout=20):
     """One JSON line from the client, bounded."""
-    import selectors
     sel = selectors.DefaultSelector()
     sel.register(p.stdout, selectors.EVENT_READ)
     try:

@@ -9,7 +9,7 @@ import os
 import subprocess
 import time
 
-from harness import (Failure, Tracer, check, free_port, get, require_root, run_main, skip,
+from harness import (Tracer, check, free_port, get, require_root, run_main, skip,
                      start_python_server, stop)
 
 TRACING = "/sys/kernel/tracing"

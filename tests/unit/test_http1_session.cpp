@@ -846,3 +846,21 @@ TEST_CASE("http1 sweep: one byte per segment equals the whole", "[http1][sweep]"
   CHECK(xs.size() == 2);
   CHECK(describe(xs) == expect);
 }
+
+TEST_CASE("http1 long heads trickling in byte by byte", "[http1][session]") {
+  // Rescanning the buffered head on every byte would make this quadratic.
+  const std::string req = "GET /" + std::string(20000, 't') + " HTTP/1.1\r\nCookie: " +
+                          std::string(30000, 'c') + "\r\n\r\n";
+  Session s(Side::kServer);
+  for (size_t i = 0; i < req.size(); ++i)
+    s.on_data(kIn, seg(std::string_view(req).substr(i, 1), 1 + i));
+  CHECK(s.verdict() == Verdict::kHttp1);
+  s.on_data(kOut, seg(ok("big"), req.size() + 1));
+  auto xs = s.take_exchanges();
+  REQUIRE(xs.size() == 1);
+  CHECK(xs[0].request.target.size() == 20001);
+  CHECK(xs[0].request.header("cookie")->size() == 30000);
+  CHECK(xs[0].request.head_size == req.size());
+  CHECK(xs[0].request.first_ts_ns == 1);
+  CHECK(xs[0].request.last_ts_ns == req.size());
+}

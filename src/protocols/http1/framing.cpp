@@ -98,18 +98,16 @@ long Session::Impl::take_head(Dir& d, std::string_view view, uint64_t ts) {
         verdict = Verdict::kHttp2;
         return -1;
       }
-      if (detail::scan_request_line(view) == Scan::kNo) {
-        if (h2 == Scan::kMore) return 0;
-        verdict = Verdict::kNotHttp;
-        return -1;
-      }
+      // Both may still fit a short prefix ("PRI * HTTP/"); anything else
+      // that is not a request is judged by the parser below.
+      if (h2 == Scan::kMore && detail::scan_request_line(view) == Scan::kNo) return 0;
     } else if (detail::looks_like_h2_settings(view)) {
       verdict = Verdict::kHttp2;
       return -1;
     }
   }
   HeadInfo info;
-  const long n = detail::parse_head_ex(view, request, d.msg, info, &d.resume);
+  const long n = detail::parse_head_ex(view, request, d.msg, info, &d.scan);
   if (n == 0) return 0;
   if (n < 0) {
     if (undecided_start(d)) verdict = Verdict::kNotHttp;
@@ -141,7 +139,7 @@ bool Session::Impl::step_idle(Dir& d, std::string_view& p, uint64_t ts) {
   while (!p.empty() && (p.front() == '\r' || p.front() == '\n')) p.remove_prefix(1);
   if (p.empty()) return true;
   d.head_first_ts = ts;
-  d.resume = 0;
+  d.scan = {};
   const long n = take_head(d, p, ts);
   if (n > 0) {
     p.remove_prefix(static_cast<size_t>(n));

@@ -266,20 +266,23 @@ bool parse_chunk_line(std::string_view line, uint64_t& size) {
 }
 
 long parse_head_ex(std::string_view buf, bool is_request, Message& out, HeadInfo& info,
-                   size_t* resume) {
+                   HeadScan* scan) {
   // One memchr per line both finds the blank line and splits the fields.
-  // Heads that arrive in pieces resume at the start of their last line.
   const char* const p = buf.data();
   const size_t n = buf.size();
-  size_t pos = resume ? std::min(*resume, n) : 0;
+  size_t pos = scan ? std::min(scan->line_start, n) : 0;
+  size_t from = scan ? std::clamp(scan->scanned, pos, n) : 0;
   const bool from_start = pos == 0;
   constexpr size_t kMaxLines = 64;
   uint32_t cr_at[kMaxLines]; // CR of each line, start line first
   size_t lines = 0;
   size_t head_len = 0;
   while (true) {
-    const char* cr = static_cast<const char*>(std::memchr(p + pos, '\r', n - pos));
-    if (!cr || cr + 1 == p + n) break;
+    const char* cr = static_cast<const char*>(std::memchr(p + from, '\r', n - from));
+    if (!cr || cr + 1 == p + n) {
+      from = cr ? static_cast<size_t>(cr - p) : n; // a final CR is looked at again
+      break;
+    }
     if (cr[1] != '\n') return -1;
     const size_t at = static_cast<size_t>(cr - p);
     if (at == pos) {
@@ -289,13 +292,20 @@ long parse_head_ex(std::string_view buf, bool is_request, Message& out, HeadInfo
     }
     if (lines < kMaxLines) cr_at[lines] = static_cast<uint32_t>(at);
     ++lines;
-    pos = at + 2;
+    pos = from = at + 2;
   }
   if (head_len == 0) {
-    // Reject early so that garbage is not buffered up to max_head_bytes.
-    const Scan s = is_request ? scan_request_line(buf) : scan_status_line(buf);
-    if (s == Scan::kNo) return -1;
-    if (resume) *resume = pos;
+    // Reject garbage early rather than buffer it up to max_head_bytes; on a
+    // growing buffer only each time it doubles, to stay linear.
+    if (!scan || n >= 2 * scan->checked) {
+      const Scan s = is_request ? scan_request_line(buf) : scan_status_line(buf);
+      if (s == Scan::kNo) return -1;
+      if (scan) scan->checked = n;
+    }
+    if (scan) {
+      scan->line_start = pos;
+      scan->scanned = from;
+    }
     return 0;
   }
   if (!from_start) return parse_head_ex(buf, is_request, out, info, nullptr);

@@ -34,11 +34,19 @@ struct HeadInfo {
   bool upgrade = false;    // an Upgrade header field is present
 };
 
-// parse_head plus framing facts. `resume` (optional, start at 0) carries the
-// start of the last incomplete line from one call to the next, so a caller
-// that keeps appending to a buffer does not rescan it from the start.
+// Progress over a head that arrives in pieces, so that a caller appending to
+// a buffer does not rescan it from the start on every piece (that would be
+// quadratic for a long head sent a few bytes at a time).
+struct HeadScan {
+  size_t line_start = 0; // start of the first incomplete line
+  size_t scanned = 0;    // bytes searched for CR
+  size_t checked = 0;    // buffer size at the last start-line check
+};
+
+// parse_head plus framing facts; `scan` (optional, value-initialised for a
+// new head) carries progress between calls on a growing buffer.
 long parse_head_ex(std::string_view buf, bool is_request, Message& out, HeadInfo& info,
-                   size_t* resume);
+                   HeadScan* scan);
 
 // One field line without its CRLF (also used for chunked trailers). A line
 // starting with SP/HTAB continues the previous field (obsolete folding).

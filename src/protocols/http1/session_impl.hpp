@@ -50,7 +50,7 @@ struct Dir {
   bool await_after = false;  // request is CONNECT/Upgrade: await its response
   uint8_t crlf_got = 0;
   std::string buf;
-  size_t resume = 0;
+  detail::HeadScan scan;
   size_t trailer_bytes = 0;
   uint64_t head_first_ts = 0;
   uint64_t remaining = 0;
