@@ -27,6 +27,7 @@ const volatile __u32 cfg_self_tgid __weak = 0;      /* never traced */
 const volatile __u32 cfg_capture_size __weak = 4096; /* <= OT_MAX_CAPTURE */
 const volatile __u8 cfg_filter_pid __weak = 0;      /* only tgids in traced_tgids */
 const volatile __u8 cfg_filter_cgroup __weak = 0;   /* only cgroups in traced_cgroups */
+const volatile __u32 cfg_cgroup_levels __weak = 0;  /* depths of the traced_cgroups entries */
 const volatile __u8 cfg_filter_port __weak = 0;     /* only connections with a port in traced_ports */
 const volatile __u8 cfg_match_exe __weak = 0;       /* exec of an exe_targets inode is traced */
 const volatile __u32 cfg_wakeup_bytes __weak = 65536; /* wake the reader past this backlog */
@@ -125,6 +126,20 @@ static __always_inline void count_drop(__u32 kind)
 		__sync_fetch_and_add(v, 1);
 }
 
+/* In a traced cgroup or below it (also cgroups created after start): compare
+ * the task's ancestor at each depth where a target sits. */
+static __always_inline bool in_traced_cgroup(void)
+{
+	for (int level = 0; level < 16; level++) {
+		if (!(cfg_cgroup_levels & (1u << level)))
+			continue;
+		__u64 id = bpf_get_current_ancestor_cgroup_id(level);
+		if (id && bpf_map_lookup_elem(&traced_cgroups, &id))
+			return true;
+	}
+	return false;
+}
+
 /* Is the current process one we trace? Cheapest checks first. */
 static __always_inline bool current_is_traced(__u32 tgid)
 {
@@ -132,11 +147,8 @@ static __always_inline bool current_is_traced(__u32 tgid)
 		return false;
 	if (cfg_filter_pid && !bpf_map_lookup_elem(&traced_tgids, &tgid))
 		return false;
-	if (cfg_filter_cgroup) {
-		__u64 cg = bpf_get_current_cgroup_id();
-		if (!bpf_map_lookup_elem(&traced_cgroups, &cg))
-			return false;
-	}
+	if (cfg_filter_cgroup && !in_traced_cgroup())
+		return false;
 	return true;
 }
 

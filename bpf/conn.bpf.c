@@ -74,8 +74,10 @@ int BPF_PROG(ot_sock_state, const struct sock *sk, const int oldstate, const int
 		__sync_fetch_and_or(&st->flags, OT_CONN_CLOSED);
 		emit_conn(sk, cookie, OT_EV_CONN_CLOSE, st, 0);
 	}
-	if (newstate == TCP_CLOSE)
-		bpf_map_delete_elem(&conns, &cookie);
+	/* The entry stays (flagged closed) until the LRU recycles it: on loopback a
+	 * peer's RST can close the socket while the owner is still inside a send,
+	 * whose bytes must keep their stream offsets instead of starting a new
+	 * connection. Cookies are never reused, so a stale entry cannot be hit. */
 	return 0;
 }
 

@@ -78,7 +78,9 @@ static __always_inline bool hc_traced(__u32 tgid)
  *     64 KiB are queued, none otherwise (the reader also polls on a timer)
  *  1: never wake (the reader polls on a timer)
  *  2: wake once, when the backlog crosses 64 KiB
- *  3: the kernel's default (wake when the reader has caught up) */
+ *  3: the kernel's default (wake when the reader has caught up)
+ *  4: force a wake-up on every record while the backlog is between 64 KiB and
+ *     64 KiB + 32 KiB (bpf/common.bpf.h as of commit 35a961e) */
 const volatile __u32 hc_wake_mode = 0;
 
 #define HC_WAKE_BYTES 65536
@@ -95,6 +97,10 @@ static __always_inline __u64 hc_rb_flags(__u32 size)
 									       : BPF_RB_NO_WAKEUP;
 	case 3:
 		return 0;
+	case 4:
+		avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+		return avail >= HC_WAKE_BYTES && avail < HC_WAKE_BYTES + 2 * 16384 ? BPF_RB_FORCE_WAKEUP
+										  : BPF_RB_NO_WAKEUP;
 	default:
 		return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= HC_WAKE_BYTES
 			       ? BPF_RB_FORCE_WAKEUP

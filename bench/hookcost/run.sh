@@ -41,7 +41,7 @@ BUILD=$HERE/build
 BPFTOOL=${BPFTOOL:-$(command -v bpftool || echo /usr/sbin/bpftool)}
 
 [ "$(id -u)" -eq 0 ] || { echo "run.sh: needs root (BPF)" >&2; exit 1; }
-mkdir -p "$BUILD" "$OUT"
+mkdir -p "$BUILD"
 
 # ---- build --------------------------------------------------------------------
 LIBBPF_A=$(ls /usr/lib/*/libbpf.a /usr/lib/libbpf.a 2>/dev/null | head -1 || true)
@@ -57,10 +57,17 @@ gcc -O2 -Wall -Wextra -Werror -I"$HERE" -o "$BUILD/hookload" "$HERE/hookload.c" 
   "$LIBBPF_A" -lelf -lz
 echo "built into $BUILD"
 [ "$ROUNDS" = 0 ] && exit 0 # build only
+mkdir -p "$OUT"
 
 if [ -n "$ODIGOS_TRACE" ] && [ ! -x "$ODIGOS_TRACE" ]; then
   echo "run.sh: $ODIGOS_TRACE not found: skipping the real tracer (build it with scripts/build.sh)" >&2
   ODIGOS_TRACE=
+fi
+if [ -n "$ODIGOS_TRACE" ]; then
+  # a private copy: a rebuild of build/ during the rounds must not change or remove it
+  cp "$ODIGOS_TRACE" "$OUT/odigos-trace"
+  echo "real tracer: $ODIGOS_TRACE, built $(date -u -r "$ODIGOS_TRACE" +%FT%TZ)" >"$OUT/tracer.txt"
+  ODIGOS_TRACE=$OUT/odigos-trace
 fi
 TRACERS="a b a-direct b-direct"
 [ -n "$ODIGOS_TRACE" ] && TRACERS="$TRACERS real"
@@ -132,7 +139,9 @@ for p in json.load(sys.stdin):
     if str(p["id"]) not in ids: continue
     name, pid, rc, rt = p.get("name", "?"), p["id"], p.get("run_cnt", 0), p.get("run_time_ns", 0)
     print(f"PROG name={name} id={pid} run_cnt={rc} run_time_ns={rt} ns_per_run={rt/rc if rc else 0:.1f}")')
-    sleep 0.5 # let the reader drain before stopping
+    # the tracer exits by itself once its targets have exited, after draining the ring
+    # buffer (SIGINT would discard what is still queued); give it up to 60 s
+    for _ in $(seq 600); do kill -0 "$TR_PID" 2>/dev/null || break; sleep 0.1; done
   fi
   if [ -n "$TR_PID" ]; then kill -INT "$TR_PID" 2>/dev/null || true; wait "$TR_PID" || true; TR_PID=; fi
   local med cpu events="" drops="" records=""
@@ -194,5 +203,5 @@ done
 sysctl -qw kernel.bpf_stats_enabled="$STATS_WAS"; STATS_WAS=
 
 echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/meta.txt"
-rm -f "$OUT"/tmp.*
+rm -f "$OUT"/tmp.* "$OUT/odigos-trace"
 python3 "$HERE/summarize.py" "$OUT" | tee "$OUT/summary.md"

@@ -5,7 +5,8 @@
 #
 # Design b (direct loads) under each HC_WAKE_MODE (0: wake on every record while
 # more than 64 KiB are queued, the tracer's policy; 1: never, timer only; 2: once when
-# the backlog crosses 64 KiB; 3: kernel default), with a reader that keeps up
+# the backlog crosses 64 KiB; 3: kernel default; 4: on every record while the backlog is
+# in [64 KiB, 96 KiB), the tracer's policy since 35a961e), with a reader that keeps up
 # (delay 0) and one that needs 20 us per event (HC_READER_DELAY_NS=20000).
 # Prints ns per round trip, BPF ns per run (bpf_stats) and ring-buffer drops.
 set -euo pipefail
@@ -14,7 +15,7 @@ BUILD=$HERE/build
 REPEATS=${1:-3}
 N=${N:-10000}
 RUNS=${RUNS:-3}
-[ -x "$BUILD/hookload" ] || "$HERE/run.sh" 0
+"$HERE/run.sh" 0 >/dev/null
 TMP=$(mktemp -d)
 WAS=$(sysctl -n kernel.bpf_stats_enabled)
 LG=; HL=
@@ -28,7 +29,7 @@ trap cleanup EXIT
 sysctl -qw kernel.bpf_stats_enabled=1
 printf 'wake_mode\treader_delay_ns\trepeat\tns_per_rt\tevents\tdrops\tbpf_ns_per_run\n'
 for ((r = 1; r <= REPEATS; r++)); do
-  for mode in 0 1 2 3; do
+  for mode in 0 1 2 3 4; do
     for delay in 0 20000; do
       : >"$TMP/lg.err"; : >"$TMP/hl.err"
       taskset -c 1 "$BUILD/loadgen" -g -n "$N" -r "$RUNS" >"$TMP/lg.out" 2>"$TMP/lg.err" &

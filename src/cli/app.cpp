@@ -17,6 +17,7 @@
 #include "core/clock.hpp"
 #include "demo/demo.hpp"
 #include "loader/bpf_probes.hpp"
+#include "loader/cgroups.hpp"
 #include "loader/launcher.hpp"
 #include "loader/privileges.hpp"
 #include "loader/procfs.hpp"
@@ -34,40 +35,6 @@ int error_exit(const std::string& msg, const std::string& hint = "") {
   fmt::print(stderr, "odigos-trace: error: {}\n", msg);
   if (!hint.empty()) fmt::print(stderr, "hint: {}\n", hint);
   return kExitError;
-}
-
-// cgroup v2 ids are the cgroup directory's inode numbers; processes in child
-// cgroups are covered by adding the whole subtree.
-bool cgroup_ids(const std::string& path, std::vector<uint64_t>* out, std::string* error) {
-  std::string dir = path;
-  if (dir.empty() || dir[0] != '/') dir = "/sys/fs/cgroup/" + dir;
-  struct stat st{};
-  if (stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
-    *error = "no cgroup directory '" + dir + "'";
-    return false;
-  }
-  std::vector<std::string> todo{dir};
-  while (!todo.empty()) {
-    std::string d = todo.back();
-    todo.pop_back();
-    if (stat(d.c_str(), &st) == 0) out->push_back(st.st_ino);
-    if (DIR* h = opendir(d.c_str())) {
-      while (dirent* e = readdir(h))
-        if (e->d_type == DT_DIR && e->d_name[0] != '.') todo.push_back(d + "/" + e->d_name);
-      closedir(h);
-    }
-  }
-  return true;
-}
-
-std::string unit_cgroup(const std::string& unit) {
-  std::string u = unit.find('.') == std::string::npos ? unit + ".service" : unit;
-  for (const char* slice : {"system.slice", "user.slice", ""}) {
-    std::string p = std::string("/sys/fs/cgroup/") + slice + (*slice ? "/" : "") + u;
-    struct stat st{};
-    if (stat(p.c_str(), &st) == 0) return p;
-  }
-  return "/sys/fs/cgroup/system.slice/" + u;
 }
 
 // Starts the demo server as a child (not held: it only listens before tracing
@@ -124,12 +91,17 @@ int run_tracer(const Options& opt_in, const char* self_exe) {
     if (!key) return error_exit("--exe " + why);
     exe_keys.push_back(*key);
   }
-  std::vector<uint64_t> cgroups;
-  for (auto& u : opt.units) opt.cgroups.push_back(unit_cgroup(u));
+  std::vector<cgroups::Target> cgroup_targets;
+  for (auto& u : opt.units) opt.cgroups.push_back(cgroups::unit_path(u));
   for (auto& c : opt.cgroups) {
     std::string why;
-    if (!cgroup_ids(c, &cgroups, &why))
-      return error_exit(why, "--cgroup takes a cgroup v2 directory, e.g. /sys/fs/cgroup/system.slice/nginx.service");
+    cgroups::Target t;
+    if (!cgroups::resolve(c, &t, &why))
+      return error_exit(why, "--cgroup takes a cgroup v2 directory, e.g. " +
+                                 (cgroups::cgroup2_mount().empty() ? std::string("/sys/fs/cgroup")
+                                                                   : cgroups::cgroup2_mount()) +
+                                 "/system.slice/nginx.service");
+    cgroup_targets.push_back(t);
   }
   auto priv = check_privileges();
   if (!priv.ok)
@@ -207,7 +179,8 @@ int run_tracer(const Options& opt_in, const char* self_exe) {
   pc.filter_pid = !opt.pids.empty() || !exe_keys.empty() || launching;
   pc.match_exe = !exe_keys.empty();
   pc.filter_port = !opt.ports.empty();
-  pc.filter_cgroup = !cgroups.empty();
+  pc.filter_cgroup = !cgroup_targets.empty();
+  for (auto& t : cgroup_targets) pc.cgroup_levels |= 1u << std::min<uint32_t>(t.level, 31);
   pc.verbose = opt.verbose;
   std::string err;
   auto probes = BpfProbes::load(pc, &err);
@@ -239,7 +212,7 @@ int run_tracer(const Options& opt_in, const char* self_exe) {
     for (uint16_t port : procfs::listening_ports({})) probes->add_listen_port(port);
   if (launching && probes->add_tgid(uint32_t(launcher.pid()), true)) initial++;
   for (auto port : opt.ports) probes->add_port(port);
-  for (auto id : cgroups) probes->add_cgroup(id);
+  for (auto& t : cgroup_targets) probes->add_cgroup(t.id);
   if (!probes->attach(&err)) {
     abort_children();
     std::string log = libbpf_recent_log();
@@ -348,6 +321,7 @@ int run_tracer(const Options& opt_in, const char* self_exe) {
       break;
     }
     uint64_t now = WallClock::monotonic_now_ns();
+    tracker.tick(now);
     if (now - last_drop_check > 250'000'000ull) {
       last_drop_check = now;
       uint64_t d = probes->drops(OT_DROP_RINGBUF);

@@ -16,6 +16,8 @@ struct ConnTracker::Conn {
   uint64_t last_ts = 0;
   bool ignored = false;
   bool reported = false; // a connection-level record was emitted (http2)
+  uint64_t close_ts = 0;  // set when the kernel reported the close
+  const char* close_reason = nullptr;
   uint64_t last_ts_dir[2] = {0, 0};
   // Recent ingress reads whose bytes arrived earlier than they were read:
   // read timestamp → TCP arrival timestamp (see ot_data_event.arrival_ns).
@@ -232,13 +234,13 @@ void ConnTracker::on_conn(const ot_conn_event& ev) {
     break;
   }
   case OT_EV_CONN_CLOSE:
-    close_conn(ev.cookie, ts, "connection_closed");
+    schedule_close(ev.cookie, ts, "connection_closed");
     break;
   case OT_EV_CONN_RESET: {
     auto it = conns_.find(ev.cookie);
     if (it != conns_.end()) {
       it->second->id.retransmits = ev.retransmits;
-      close_conn(ev.cookie, ts, "connection_reset");
+      schedule_close(ev.cookie, ts, "connection_reset");
     }
     break;
   }
@@ -279,7 +281,37 @@ void ConnTracker::on_conn(const ot_conn_event& ev) {
   }
 }
 
+void ConnTracker::schedule_close(uint64_t cookie, uint64_t ts, const char* error_type) {
+  auto it = conns_.find(cookie);
+  if (it == conns_.end()) return;
+  Conn& c = *it->second;
+  // A reset outranks an orderly close seen before it.
+  if (!c.close_reason || std::string_view(error_type) == "connection_reset") c.close_reason = error_type;
+  if (!c.close_ts) {
+    c.close_ts = ts;
+    closing_.push_back(cookie);
+  }
+}
+
+void ConnTracker::tick(uint64_t now) {
+  size_t keep = 0;
+  for (size_t i = 0; i < closing_.size(); i++) {
+    uint64_t cookie = closing_[i];
+    auto it = conns_.find(cookie);
+    if (it == conns_.end()) continue;
+    Conn& c = *it->second;
+    if (c.close_ts + kCloseGraceNs <= now) close_conn(cookie, c.close_ts, c.close_reason);
+    else closing_[keep++] = cookie;
+  }
+  closing_.resize(keep);
+}
+
 void ConnTracker::finish(uint64_t now, const char* error_type) {
+  for (uint64_t cookie : closing_) {
+    auto it = conns_.find(cookie);
+    if (it != conns_.end()) close_conn(cookie, it->second->close_ts, it->second->close_reason);
+  }
+  closing_.clear();
   while (!conns_.empty()) close_conn(conns_.begin()->first, now, error_type);
 }
 

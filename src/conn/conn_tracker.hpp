@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "conn/http1_records.hpp"
 #include "core/clock.hpp"
@@ -50,6 +51,13 @@ class ConnTracker {
 
   // One ring-buffer record. Returns false when it was malformed (counted).
   bool handle(const void* data, size_t size);
+  // Finalises connections closed more than the grace period ago (kernel
+  // clock). Call once per reader round.
+  void tick(uint64_t now_mono_ns);
+  // Bytes of a connection can reach us after its close event (a peer's reset
+  // handled inside the owner's send; events of other CPUs): a closed
+  // connection is finalised this long after the close.
+  static constexpr uint64_t kCloseGraceNs = 200'000'000;
   // End of tracing: every pending request becomes an incomplete record.
   void finish(uint64_t now_mono_ns, const char* error_type);
   // Name of a process, cached.
@@ -65,6 +73,7 @@ class ConnTracker {
   void drain(Conn& c, uint64_t end_hint);
   void check_verdict(uint64_t cookie, Conn& c, uint64_t ts);
   void close_conn(uint64_t cookie, uint64_t ts, const char* error_type);
+  void schedule_close(uint64_t cookie, uint64_t ts, const char* error_type);
   void evict_if_full();
 
   TrackerOptions opt_;
@@ -74,6 +83,7 @@ class ConnTracker {
   ProcFn on_proc_;
   std::unordered_map<uint64_t, std::unique_ptr<Conn>> conns_;
   std::unordered_map<uint32_t, std::string> comms_;
+  std::vector<uint64_t> closing_; // cookies waiting for their grace period
   TrackerStats stats_;
 };
 

@@ -53,6 +53,7 @@ std::unique_ptr<BpfProbes> BpfProbes::load(const ProbeConfig& cfg, std::string* 
   ro->cfg_capture_size = cfg.capture_size;
   ro->cfg_filter_pid = cfg.filter_pid;
   ro->cfg_filter_cgroup = cfg.filter_cgroup;
+  ro->cfg_cgroup_levels = cfg.cgroup_levels;
   ro->cfg_filter_port = cfg.filter_port;
   ro->cfg_match_exe = cfg.match_exe;
   ro->cfg_wakeup_bytes = cfg.ringbuf_bytes / 64 > 4096 ? cfg.ringbuf_bytes / 64 : 4096;

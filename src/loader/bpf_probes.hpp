@@ -21,6 +21,7 @@ struct ProbeConfig {
   uint32_t ringbuf_bytes = 16u << 20; // power of two
   bool filter_pid = false;
   bool filter_cgroup = false;
+  uint32_t cgroup_levels = 0; // bit L: a --cgroup target sits at depth L
   bool filter_port = false;
   bool match_exe = false;
   bool verbose = false; // libbpf debug output

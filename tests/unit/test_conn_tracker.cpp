@@ -143,6 +143,7 @@ TEST_CASE("lost bytes (a jump in the stream offset) resynchronise at the next re
   h.data(4, OT_DIR_INGRESS, 2000, "GET /next HTTP/1.1\r\nHost: x\r\n\r\n", 0, kReq.size() - 10);
   h.data(4, OT_DIR_EGRESS, 3000, kResp);
   h.close(4, 4000);
+  h.tracker.tick(4000 + ConnTracker::kCloseGraceNs);
   // No garbage record: the lost request is never reported as HTTP with a made-up path.
   for (auto& r : h.records) CHECK(r.get_str("url.path") != "/items");
   CHECK(h.tracker.stats().gaps == 1);
@@ -195,6 +196,10 @@ TEST_CASE("failed connects, resets and pending requests are records", "[tracker]
   rst.hdr.ts_ns = 5000;
   rst.cookie = 12;
   REQUIRE(h.tracker.handle(&rst, sizeof(rst)));
+  // Finalised only after the grace period: late bytes may still come.
+  h.tracker.tick(5000 + ConnTracker::kCloseGraceNs - 1);
+  REQUIRE(h.records.size() == 1);
+  h.tracker.tick(5000 + ConnTracker::kCloseGraceNs);
   REQUIRE(h.records.size() == 2);
   CHECK(h.records[1].get_str("error.type") == "connection_reset");
   CHECK_FALSE(h.records[1].complete);
@@ -205,6 +210,25 @@ TEST_CASE("failed connects, resets and pending requests are records", "[tracker]
   REQUIRE(h.records.size() == 3);
   CHECK(h.records[2].get_str("error.type") == "incomplete");
   CHECK_FALSE(h.records[2].complete);
+  CHECK(h.tracker.open_connections() == 0);
+}
+
+TEST_CASE("bytes after a reset still belong to their exchange", "[tracker]") {
+  // On loopback a peer's RST can be processed inside the server's send: the
+  // reset event comes before the response's data event.
+  Harness h;
+  h.open(21, OT_ROLE_SERVER);
+  h.data(21, OT_DIR_INGRESS, 1000, kReq);
+  ot_conn_event rst{};
+  rst.hdr.type = OT_EV_CONN_RESET;
+  rst.hdr.ts_ns = 2000;
+  rst.cookie = 21;
+  REQUIRE(h.tracker.handle(&rst, sizeof(rst)));
+  h.data(21, OT_DIR_EGRESS, 3000, kResp);
+  h.tracker.tick(2000 + ConnTracker::kCloseGraceNs);
+  REQUIRE(h.records.size() == 1);
+  CHECK(h.records[0].get_int("http.response.status_code") == 200);
+  CHECK(h.tracker.stats().connections == 1); // not counted twice
   CHECK(h.tracker.open_connections() == 0);
 }
 

@@ -67,15 +67,15 @@ inline uint64_t swar_suspect(uint64_t w, uint64_t limit) {
 }
 
 // True when no byte of v is below `limit` or DEL, eight bytes at a time:
-// values and targets are most of a head. `pad` fills short inputs.
-inline bool swar_clean(std::string_view v, uint64_t limit, char pad) {
+// values and targets are most of a head.
+inline bool swar_clean(std::string_view v, uint64_t limit) {
   const size_t n = v.size();
-  uint64_t w;
   if (n < 8) {
-    std::memset(&w, pad, 8);
-    std::memcpy(&w, v.data(), n);
-    return swar_suspect(w, limit) == 0;
+    for (char c : v)
+      if (static_cast<unsigned char>(c) < limit || c == 0x7f) return false;
+    return true;
   }
+  uint64_t w;
   for (size_t i = 0; i + 8 <= n; i += 8) {
     std::memcpy(&w, v.data() + i, 8);
     if (swar_suspect(w, limit)) return false;
@@ -86,7 +86,7 @@ inline bool swar_clean(std::string_view v, uint64_t limit, char pad) {
 
 // Field values and reason phrases: no control bytes other than HTAB.
 bool all_text(std::string_view v) {
-  if (swar_clean(v, 0x20, ' ')) return true;
+  if (swar_clean(v, 0x20)) return true;
   for (char c : v)
     if (!is(c, kText)) return false;
   return true;
@@ -165,7 +165,7 @@ Scan scan_request_line(std::string_view buf, size_t* line_len) {
   const size_t target = ++i;
   const void* sp = std::memchr(buf.data() + i, ' ', buf.size() - i);
   i = sp ? static_cast<size_t>(static_cast<const char*>(sp) - buf.data()) : buf.size();
-  if (!swar_clean(buf.substr(target, i - target), 0x21, '!')) return Scan::kNo;
+  if (!swar_clean(buf.substr(target, i - target), 0x21)) return Scan::kNo;
   if (!sp) return Scan::kMore;
   if (i == target) return Scan::kNo;
   ++i;
@@ -236,8 +236,9 @@ bool parse_field_line(std::string_view line, std::vector<Header>& out) {
   char* p = name.data();
   char bad = 0;
   for (size_t k = 0; k < colon; ++k) {
-    p[k] = kNameLower[static_cast<unsigned char>(p[k])];
-    bad |= static_cast<char>(p[k] == 0);
+    const char l = kNameLower[static_cast<unsigned char>(p[k])];
+    p[k] = l;
+    bad |= static_cast<char>(l == 0);
   }
   if (bad) return false;
   out.emplace_back(std::move(name), std::string(value));
