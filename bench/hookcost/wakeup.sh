@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # What the ring-buffer wake-up policy costs the traced process (docs/HOOK_DESIGN.md).
 #
-#   sudo bench/hookcost/wakeup.sh [REPEATS]      (default 3; run run.sh 0 first to build)
+#   sudo bench/hookcost/wakeup.sh [REPEATS]      (default 3; builds with run.sh 0)
 #
 # Design b (direct loads) under each HC_WAKE_MODE (0: wake on every record while
-# more than 64 KiB are queued, the tracer's policy; 1: never, timer only; 2: once when
+# more than 64 KiB are queued, the tracer's policy until 35a961e; 1: never, timer only; 2: once when
 # the backlog crosses 64 KiB; 3: kernel default; 4: on every record while the backlog is
 # in [64 KiB, 96 KiB), the tracer's policy since 35a961e), with a reader that keeps up
 # (delay 0) and one that needs 20 us per event (HC_READER_DELAY_NS=20000).

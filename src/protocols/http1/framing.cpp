@@ -314,7 +314,7 @@ void Session::Impl::feed(Dir& d, const Segment& seg) {
     stash_bytes_of(seg.data, missing, ts, seg.gap_before);
     return;
   }
-  
+  if (seg.gap_before) on_gap(d, seg.data);
   std::string_view p = seg.data;
   while (!p.empty()) {
     if (finished()) return;
