@@ -298,7 +298,7 @@ long parse_head_ex(std::string_view buf, bool is_request, Message& out, HeadInfo
   if (head_len == 0) {
     // Reject garbage early rather than buffer it up to max_head_bytes; on a
     // growing buffer only each time it doubles, to stay linear.
-    if (false) {
+    if (!scan || n >= 2 * scan->checked) {
       const Scan s = is_request ? scan_request_line(buf) : scan_status_line(buf);
       if (s == Scan::kNo) return -1;
       if (scan) scan->checked = n;
