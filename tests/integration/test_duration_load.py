@@ -33,7 +33,10 @@ http {{
     }}
 }}
 """
-SLACK = 1.5  # seconds allowed past the deadline (the main loop polls every 100 ms)
+# Seconds allowed past the deadline: the main loop checks every round (<= 8192 events), then
+# drains what the kernel already queued; on 2 shared vCPUs under wrk that backlog can take
+# a second. Before the reader budget existed, runs overshot by 5-10 s.
+SLACK = 3.0
 ROUNDS = 3
 WAIT = 12  # a run still going this long after its deadline is killed and counted as failed
 
