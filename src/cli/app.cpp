@@ -119,9 +119,16 @@ int run_tracer(const Options& opt_in, const char* self_exe) {
 
   // ---- outputs: opened before anything runs, so a bad path costs nothing ----
   FILE* out_file = nullptr;
+  bool output_created = false;
+  int output_fd = -1;
   if (!opt.output.empty()) {
-    int fd = open(opt.output.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    // Not truncated until the probes are attached: a failure before that
+    // leaves an existing file as it was, and removes one we created.
+    struct stat before{};
+    output_created = stat(opt.output.c_str(), &before) != 0;
+    int fd = open(opt.output.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0) return error_exit(fmt::format("cannot write '{}': {}", opt.output, strerror(errno)));
+    output_fd = fd;
     fchmod(fd, 0600); // an existing file keeps its mode otherwise
     out_file = fdopen(fd, "w");
     static char buf[1 << 16];
@@ -138,6 +145,11 @@ int run_tracer(const Options& opt_in, const char* self_exe) {
     sinks.push_back(make_terminal_sink(stdout, t));
   }
 
+  auto fail_before_tracing = [&](const std::string& msg, const std::string& hint = "") {
+    if (output_created) unlink(opt.output.c_str());
+    return error_exit(msg, hint);
+  };
+
   // ---- launch mode / demo: create the held children -----------------------
   Launcher launcher;
   pid_t demo_server = -1;
@@ -148,7 +160,7 @@ int run_tracer(const Options& opt_in, const char* self_exe) {
   if (opt.demo) {
     uint16_t port = 0;
     std::string err;
-    if (!start_demo_server(self_exe, &demo_server, &port, &err)) return error_exit(err);
+    if (!start_demo_server(self_exe, &demo_server, &port, &err)) return fail_before_tracing(err);
     opt.pids.push_back(uint32_t(demo_server));
     command = {self_exe, "__demo-client", "--port", std::to_string(port), "--seconds",
                fmt::format("{}", opt.demo_seconds)};
@@ -167,7 +179,7 @@ int run_tracer(const Options& opt_in, const char* self_exe) {
     std::string err;
     if (!launcher.spawn_held(command, user, &err)) {
       stop_demo();
-      return error_exit(err);
+      return fail_before_tracing(err);
     }
   }
 
@@ -193,7 +205,7 @@ int run_tracer(const Options& opt_in, const char* self_exe) {
     abort_children();
     std::string log = libbpf_recent_log();
     if (!log.empty() && !opt.verbose) fmt::print(stderr, "{}", log);
-    return error_exit(err, "run with -v for libbpf's full log");
+    return fail_before_tracing(err, "run with -v for libbpf's full log");
   }
   size_t initial = 0;
   std::vector<uint32_t> traced_now;
@@ -217,7 +229,12 @@ int run_tracer(const Options& opt_in, const char* self_exe) {
     abort_children();
     std::string log = libbpf_recent_log();
     if (!log.empty() && !opt.verbose) fmt::print(stderr, "{}", log);
-    return error_exit(err);
+    return fail_before_tracing(err);
+  }
+
+  if (output_fd >= 0 && ftruncate(output_fd, 0) != 0) {
+    abort_children();
+    return fail_before_tracing(fmt::format("cannot write '{}': {}", opt.output, strerror(errno)));
   }
 
   // ---- describe what is traced: scripts wait for this line -----------------
