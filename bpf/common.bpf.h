@@ -81,11 +81,13 @@ struct {
 	__type(value, __u8);
 } accepted_socks SEC(".maps") __weak;
 
-/* Listening ports of traced servers (from /proc at start, and every accept). */
+/* Listening ports of traced servers (from /proc at start, and every accept),
+ * indexed by port: an array lookup is inlined by the verifier, which matters
+ * in sk_data_ready (every received segment on the host). */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 4096);
-	__type(key, __u16);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
 	__type(value, __u8);
 } listen_ports SEC(".maps") __weak;
 

@@ -140,7 +140,7 @@ static __always_inline int on_accept_exit(long ret)
 		return 0;
 	bpf_map_update_elem(&accepted_socks, &skp, &role, BPF_ANY);
 	if (BPF_CORE_READ(sk, sk_protocol) == IPPROTO_TCP) {
-		__u16 lport = BPF_CORE_READ(sk, __sk_common.skc_num);
+		__u32 lport = BPF_CORE_READ(sk, __sk_common.skc_num);
 		__u8 one = 1;
 		bpf_map_update_elem(&listen_ports, &lport, &one, BPF_ANY);
 	}

@@ -218,10 +218,11 @@ static __always_inline int handle_io(struct sock *sk, int ret, int flags, __u8 d
 SEC("tp_btf/sk_data_ready")
 int BPF_PROG(ot_sk_data_ready, const struct sock *sk)
 {
-	__u16 lport = BPF_CORE_READ(sk, __sk_common.skc_num);
-	if (!bpf_map_lookup_elem(&listen_ports, &lport))
+	__u32 lport = sk->__sk_common.skc_num;
+	__u8 *listening = bpf_map_lookup_elem(&listen_ports, &lport);
+	if (!listening || !*listening)
 		return 0;
-	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
+	if (sk->sk_protocol != IPPROTO_TCP)
 		return 0;
 	/* Keyed by cookie, never reused: an entry left by a socket that was
 	 * closed without a read cannot be taken for a later socket's arrival. */

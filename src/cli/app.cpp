@@ -287,14 +287,15 @@ int run_tracer(const Options& opt_in, const char* self_exe) {
   struct ReaderCtx {
     ConnTracker* tracker;
     size_t budget;
-  } reader{&tracker, 0};
+    bool draining; // the final drain ignores the stop signal
+  } reader{&tracker, 0, false};
   constexpr int kBudgetSpent = -EALREADY;
   ring_buffer* rb = ring_buffer__new(
       probes->events_fd(),
       [](void* ctx, void* data, size_t size) -> int {
         auto* r = static_cast<ReaderCtx*>(ctx);
         r->tracker->handle(data, size);
-        if (--r->budget == 0 || g_stop_signal) return kBudgetSpent;
+        if (--r->budget == 0 || (g_stop_signal && !r->draining)) return kBudgetSpent;
         return 0;
       },
       &reader, nullptr);
@@ -385,8 +386,9 @@ int run_tracer(const Options& opt_in, const char* self_exe) {
 
   // ---- drain, detach, flush, summarise ---------------------------------------
   probes->detach(); // nothing new arrives while we drain
-  for (int i = 0; i < 1000; i++) {
-    reader.budget = 1 << 20;
+  reader.draining = true;
+  while (true) {
+    reader.budget = SIZE_MAX;
     int n = ring_buffer__consume(rb);
     if (n != kBudgetSpent && n <= 0) break;
   }

@@ -3,6 +3,7 @@
 // out with send(), writev() (POST) or write() ("Connection: close"); responses are
 // read with read() on the keep-alive connection and recv() on fresh ones.
 #include "demo/demo.hpp"
+#include "demo/io.hpp"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -26,6 +27,9 @@
 
 namespace odigos::demo {
 namespace {
+using io::iequals;
+using io::send_all;
+using io::write_all;
 
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
@@ -172,29 +176,7 @@ class Conn {
 
 // ---- sending --------------------------------------------------------------------
 
-bool send_all(int fd, std::string_view s) {
-  while (!s.empty()) {
-    const ssize_t n = ::send(fd, s.data(), s.size(), MSG_NOSIGNAL);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    s.remove_prefix(size_t(n));
-  }
-  return true;
-}
 
-bool write_all(int fd, std::string_view s) {
-  while (!s.empty()) {
-    const ssize_t n = ::write(fd, s.data(), s.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    s.remove_prefix(size_t(n));
-  }
-  return true;
-}
 
 // writev(head, body), then plain writes for whatever a short writev left.
 bool writev_all(int fd, std::string_view head, std::string_view body) {
@@ -232,12 +214,6 @@ struct Response {
 
 enum class ReadStatus { kOk, kNothing, kError }; // kNothing: closed before any byte arrived
 
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i)
-    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) return false;
-  return true;
-}
 
 bool icontains(std::string_view hay, std::string_view needle) {
   for (size_t i = 0; i + needle.size() <= hay.size(); ++i)

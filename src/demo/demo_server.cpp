@@ -2,6 +2,7 @@
 // request bodies. Requests are read with recv() (headers) and read() (body);
 // responses go out with writev(), write() or send() depending on the endpoint.
 #include "demo/demo.hpp"
+#include "demo/io.hpp"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -33,6 +34,9 @@
 
 namespace odigos::demo {
 namespace {
+using io::iequals;
+using io::send_all;
+using io::write_all;
 
 using namespace std::chrono_literals;
 
@@ -105,29 +109,7 @@ class SignalScope {
 
 // ---- output helpers: each loops over partial writes and EINTR ----------------
 
-bool write_all(int fd, std::string_view s) {
-  while (!s.empty()) {
-    const ssize_t n = ::write(fd, s.data(), s.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    s.remove_prefix(size_t(n));
-  }
-  return true;
-}
 
-bool send_all(int fd, std::string_view s) {
-  while (!s.empty()) {
-    const ssize_t n = ::send(fd, s.data(), s.size(), MSG_NOSIGNAL);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    s.remove_prefix(size_t(n));
-  }
-  return true;
-}
 
 bool writev_all(int fd, iovec* iov, int count) {
   while (count > 0) {
@@ -170,11 +152,6 @@ std::string_view trim(std::string_view s) {
   return s;
 }
 
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
-         });
-}
 
 // Applies the tokens of a Connection header to keep_alive.
 void apply_connection(std::string_view value, bool& keep_alive) {

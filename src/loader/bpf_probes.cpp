@@ -106,7 +106,8 @@ bool BpfProbes::add_port(uint16_t port) {
 
 bool BpfProbes::add_listen_port(uint16_t port) {
   uint8_t v = 1;
-  return bpf_map__update_elem(skel_->maps.listen_ports, &port, sizeof(port), &v, sizeof(v),
+  uint32_t key = port;
+  return bpf_map__update_elem(skel_->maps.listen_ports, &key, sizeof(key), &v, sizeof(v),
                               BPF_ANY) == 0;
 }
 
