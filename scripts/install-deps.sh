@@ -5,7 +5,8 @@ set -euo pipefail
 
 BUILD_PKGS=(build-essential cmake pkg-config clang llvm libbpf-dev bpftool libelf-dev
             zlib1g-dev libcli11-dev libfmt-dev nlohmann-json3-dev catch2)
-TEST_PKGS=(python3 curl nginx-light tshark wrk iproute2 procps psmisc bpftrace)
+TEST_PKGS=(python3 curl nginx-light tshark wrk iproute2 procps psmisc bpftrace libclang-rt-14-dev
+           libbenchmark-dev)
 
 want=("${BUILD_PKGS[@]}")
 case "${1:-all}" in

@@ -241,7 +241,7 @@ bool parse_field_line(std::string_view line, std::vector<Header>& out) {
     bad |= static_cast<char>(l == 0);
   }
   if (bad) return false;
-  out.emplace_back(std::move(name), std::string(value));
+  out.push_back(Header{std::move(name), std::string(value)});
   return true;
 }
 
