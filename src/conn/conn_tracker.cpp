@@ -230,6 +230,8 @@ void ConnTracker::on_conn(const ot_conn_event& ev) {
     c.id.local = ev.local;
     c.id.remote = ev.remote;
     c.id.addrs_known = true;
+    c.id.local_str = format_addr(ev.local);
+    c.id.remote_str = format_addr(ev.remote);
     if (ev.comm[0]) c.id.command = std::string(ev.comm, strnlen(ev.comm, sizeof(ev.comm)));
     break;
   }

@@ -121,8 +121,8 @@ Record http1_record(const http1::Exchange& ex, http1::Side side, const ConnIdent
   r.set("network.protocol.version", req.minor_version == 0 ? std::string("1.0") : std::string("1.1"));
   if (auto* ua = req.header("user-agent")) r.set("user_agent.original", *ua);
 
-  std::string local = id.addrs_known ? format_addr(id.local) : "";
-  std::string remote = id.addrs_known ? format_addr(id.remote) : "";
+  const std::string& local = id.local_str;
+  const std::string& remote = id.remote_str;
   auto [host, host_port] = split_host(req.header("host") ? *req.header("host") : "");
   if (r.side == RecordSide::kClient) {
     if (!host.empty()) {

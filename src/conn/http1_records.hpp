@@ -27,6 +27,7 @@ struct ConnIdentity {
   ot_addr local{};
   ot_addr remote{};
   bool addrs_known = false;
+  std::string local_str, remote_str; // formatted once per connection
   uint32_t retransmits = 0;
 };
 

@@ -1,5 +1,8 @@
 #include "core/clock.hpp"
 
+#include <cstdio>
+#include <cstring>
+
 #include <fmt/format.h>
 
 namespace odigos {
@@ -21,11 +24,27 @@ WallClock::WallClock() {
 }
 
 std::string format_rfc3339_ns(uint64_t wall_ns) {
+  // The date-and-time part changes once a second: keep the last one.
+  thread_local time_t cached_secs = -1;
+  thread_local char cached[64];
   time_t secs = time_t(wall_ns / 1000000000ull);
-  tm t{};
-  gmtime_r(&secs, &t);
-  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:09}Z", t.tm_year + 1900, t.tm_mon + 1,
-                     t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec, wall_ns % 1000000000ull);
+  if (secs != cached_secs) {
+    tm t{};
+    gmtime_r(&secs, &t);
+    snprintf(cached, sizeof(cached), "%04d-%02d-%02dT%02d:%02d:%02d.", t.tm_year + 1900,
+             t.tm_mon + 1, t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec);
+    cached_secs = secs;
+  }
+  char out[48];
+  uint64_t frac = wall_ns % 1000000000ull;
+  size_t n = strlen(cached);
+  memcpy(out, cached, n);
+  for (int d = 8; d >= 0; d--) {
+    out[n + size_t(d)] = char('0' + frac % 10);
+    frac /= 10;
+  }
+  out[n + 9] = 'Z';
+  return std::string(out, n + 10);
 }
 
 std::string format_time_of_day(uint64_t wall_ns) {

@@ -31,7 +31,7 @@ void append_number(double v, std::string& out) {
 void append_value(const AttrValue& v, std::string& out) {
   switch (v.index()) {
   case 0: append_json_string(std::get<std::string>(v), out); break;
-  case 1: fmt::format_to(std::back_inserter(out), "{}", std::get<int64_t>(v)); break;
+  case 1: out += fmt::format_int(std::get<int64_t>(v)).str(); break;
   case 2: append_number(std::get<double>(v), out); break;
   case 3: out += std::get<bool>(v) ? "true" : "false"; break;
   }
@@ -57,6 +57,18 @@ size_t split(std::string_view key, std::array<std::string_view, 8>& parts) {
 void append_json_string(std::string_view s, std::string& out) {
   out.push_back('"');
   for (size_t i = 0; i < s.size();) {
+    // Runs of plain ASCII (the common case) are copied in one append.
+    size_t run = i;
+    while (run < s.size()) {
+      auto r = static_cast<unsigned char>(s[run]);
+      if (r < 0x20 || r >= 0x80 || r == '"' || r == '\\') break;
+      run++;
+    }
+    if (run > i) {
+      out.append(s.data() + i, run - i);
+      i = run;
+      continue;
+    }
     auto c = static_cast<unsigned char>(s[i]);
     if (c == '"' || c == '\\') {
       out.push_back('\\');

@@ -1,5 +1,6 @@
 #include <catch2/catch.hpp>
 
+#include "conn/addr.hpp"
 #include "conn/http1_records.hpp"
 #include "core/clock.hpp"
 #include "sinks/json.hpp"
@@ -62,6 +63,8 @@ TEST_CASE("an HTTP exchange becomes a record with OpenTelemetry names", "[record
   id.remote.family = 2;
   id.remote.port = 8080;
   id.remote.addr[0] = 10, id.remote.addr[3] = 2;
+  id.local_str = format_addr(id.local);
+  id.remote_str = format_addr(id.remote);
   RecordOptions opt;
   opt.show_headers = true;
   Record r = http1_record(sample_exchange(), http1::Side::kClient, id, clock, opt, 0);

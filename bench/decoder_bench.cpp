@@ -1,0 +1,101 @@
+// Decoder throughput (Google Benchmark): HTTP/1 request/response pairs per
+// second per core, for the protocol session alone and for the whole user-space
+// path a record takes (event decoding, tracking, record building, NDJSON).
+//   ./build/decoder_bench            (docs/BENCHMARKS.md has results)
+#include <benchmark/benchmark.h>
+
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "conn/conn_tracker.hpp"
+#include "odigos/abi.hpp"
+#include "protocols/http1/http1.hpp"
+#include "sinks/json.hpp"
+
+using namespace odigos;
+
+namespace {
+const std::string kReq =
+    "GET /index.html HTTP/1.1\r\nHost: 127.0.0.1:18080\r\nUser-Agent: wrk\r\n\r\n";
+const std::string kResp =
+    "HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Mon, 30 Nov 2026 17:00:00 GMT\r\n"
+    "Content-Type: text/html\r\nContent-Length: 612\r\nLast-Modified: Mon, 30 Nov 2026 16:00:00 GMT\r\n"
+    "Connection: keep-alive\r\nETag: \"6568a1b0-264\"\r\nAccept-Ranges: bytes\r\n\r\n";
+
+void BM_Http1SessionPairs(benchmark::State& state) {
+  http1::Session s(http1::Side::kServer);
+  uint64_t ts = 1;
+  for (auto _ : state) {
+    http1::Segment req{ts++, kReq.size(), kReq, false};
+    s.on_data(true, req);
+    http1::Segment head{ts++, kResp.size(), kResp, false};
+    s.on_data(false, head);
+    http1::Segment body{ts++, 612, {}, false}; // sendfile: length only
+    s.on_data(false, body);
+    auto ex = s.take_exchanges();
+    benchmark::DoNotOptimize(ex);
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_Http1SessionPairs);
+
+std::vector<uint8_t> data_event(uint64_t cookie, uint8_t dir, uint64_t ts, uint64_t pos,
+                                const std::string& payload, uint32_t len) {
+  ot_data_event ev{};
+  ev.hdr.type = OT_EV_DATA;
+  ev.hdr.tgid = 100;
+  ev.hdr.tid = 100;
+  ev.hdr.ts_ns = ts;
+  ev.cookie = cookie;
+  ev.pos = pos;
+  ev.len = len;
+  ev.cap = uint32_t(payload.size());
+  ev.dir = dir;
+  ev.role = OT_ROLE_SERVER;
+  std::vector<uint8_t> out(sizeof(ev) + payload.size());
+  memcpy(out.data(), &ev, sizeof(ev));
+  memcpy(out.data() + sizeof(ev), payload.data(), payload.size());
+  return out;
+}
+
+void BM_FullPathPerRecord(benchmark::State& state) {
+  WallClock clock;
+  std::string line;
+  size_t bytes = 0;
+  ConnTracker t(
+      TrackerOptions{}, clock,
+      [&](Record&& r) {
+        line.clear();
+        append_record_json(r, line);
+        bytes += line.size();
+      },
+      nullptr, nullptr);
+  ot_conn_event open{};
+  open.hdr.type = OT_EV_CONN_OPEN;
+  open.hdr.tgid = 100;
+  open.cookie = 1;
+  open.role = OT_ROLE_SERVER;
+  open.local.family = open.remote.family = 2;
+  open.local.port = 18080;
+  open.remote.port = 50000;
+  t.handle(&open, sizeof(open));
+  uint64_t ts = 1, pos_in = 0, pos_out = 0;
+  for (auto _ : state) {
+    auto a = data_event(1, OT_DIR_INGRESS, ts++, pos_in, kReq, uint32_t(kReq.size()));
+    pos_in += kReq.size();
+    auto b = data_event(1, OT_DIR_EGRESS, ts++, pos_out, kResp, uint32_t(kResp.size()));
+    pos_out += kResp.size();
+    auto c = data_event(1, OT_DIR_EGRESS, ts++, pos_out, "", 612);
+    pos_out += 612;
+    t.handle(a.data(), a.size());
+    t.handle(b.data(), b.size());
+    t.handle(c.data(), c.size());
+  }
+  benchmark::DoNotOptimize(bytes);
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_FullPathPerRecord);
+} // namespace
+
+BENCHMARK_MAIN();
