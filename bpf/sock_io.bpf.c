@@ -155,12 +155,18 @@ static __always_inline int handle_io(struct sock *sk, int ret, int flags, __u8 d
 	ev->pos = __sync_fetch_and_add(&st->pos[dir & 1], len);
 	ev->flags = ret == 0 ? OT_DATA_EOF : (ret < 0 ? OT_DATA_ERROR : 0);
 	ev->err = ret < 0 ? ret : 0;
-	ev->arrival_ns = 0;
+	ev->wire_ns = 0;
+	if (dir == OT_DIR_EGRESS && len > 0 && sk->sk_protocol == IPPROTO_TCP &&
+	    bpf_core_field_exists(((struct tcp_sock *)0)->tcp_clock_cache)) {
+		struct tcp_sock *tp = (struct tcp_sock *)sk;
+		if (BPF_CORE_READ(tp, write_seq) == BPF_CORE_READ(tp, snd_nxt))
+			ev->wire_ns = BPF_CORE_READ(tp, tcp_clock_cache);
+	}
 	if (dir == OT_DIR_INGRESS) {
 		/* Any read (EOF included) consumes it: a FIN also signals data ready. */
 		__u64 *arrived = bpf_map_lookup_elem(&arrivals, &cookie);
 		if (arrived) {
-			ev->arrival_ns = *arrived;
+			ev->wire_ns = *arrived;
 			bpf_map_delete_elem(&arrivals, &cookie);
 		}
 	}

@@ -106,10 +106,13 @@ struct ot_data_event {
 	__u32 flags; /* OT_DATA_* */
 	__s32 err;   /* -errno when OT_DATA_ERROR */
 	__s32 fd;    /* fd argument of the syscall, -1 when unknown */
-	/* Ingress on a traced server's TCP connection: when the first byte of
-	 * this read arrived (sk_data_ready, same clock), before any wait in the
-	 * accept queue or receive buffer; 0 when unknown. */
-	__u64 arrival_ns;
+	/* When the bytes were on the wire, as the kernel saw it (same clock), 0
+	 * when unknown. Ingress on a traced server's TCP connection: when the
+	 * first byte of this read arrived (sk_data_ready), before any wait in the
+	 * accept queue or receive buffer. Egress on TCP when everything written
+	 * has been transmitted: the last transmission (tcp_clock_cache), before
+	 * the sender was perhaps preempted by the woken receiver. */
+	__u64 wire_ns;
 	/* followed by `cap` payload bytes */
 };
 

@@ -20,7 +20,7 @@ struct ConnTracker::Conn {
   const char* close_reason = nullptr;
   uint64_t last_ts_dir[2] = {0, 0};
   // Recent ingress reads whose bytes arrived earlier than they were read:
-  // read timestamp → TCP arrival timestamp (see ot_data_event.arrival_ns).
+  // read timestamp → TCP arrival timestamp (see ot_data_event.wire_ns).
   static constexpr size_t kArrivals = 16;
   std::pair<uint64_t, uint64_t> arrivals[kArrivals] = {};
   size_t arrival_next = 0;
@@ -130,10 +130,17 @@ void ConnTracker::on_data(const ot_data_event& ev, const uint8_t* payload) {
   stats_.bytes_captured += ev.cap;
   // Arrival of the bytes this read returned (kernel side, server ports only);
   // an arrival older than the previous read belongs to bytes already read.
-  if (ingress && ev.arrival_ns && ev.arrival_ns <= ev.hdr.ts_ns &&
-      ev.arrival_ns > c.last_ts_dir[0]) {
-    c.arrivals[c.arrival_next++ % Conn::kArrivals] = {ev.hdr.ts_ns, ev.arrival_ns};
+  if (ingress && ev.wire_ns && ev.wire_ns <= ev.hdr.ts_ns &&
+      ev.wire_ns > c.last_ts_dir[0]) {
+    c.arrivals[c.arrival_next++ % Conn::kArrivals] = {ev.hdr.ts_ns, ev.wire_ns};
   }
+  // Egress: the kernel's last transmission on the socket, when it is newer
+  // than anything before this call, is when these bytes left: the sender may
+  // have been preempted (by the receiver it woke) before its call returned.
+  uint64_t seg_ts = ev.hdr.ts_ns;
+  if (!ingress && ev.wire_ns && ev.wire_ns <= ev.hdr.ts_ns && ev.wire_ns > c.last_ts_dir[0] &&
+      ev.wire_ns > c.last_ts_dir[1])
+    seg_ts = ev.wire_ns;
   c.last_ts_dir[d] = ev.hdr.ts_ns;
 
   if (ev.flags & OT_DATA_ERROR) {
@@ -150,7 +157,7 @@ void ConnTracker::on_data(const ot_data_event& ev, const uint8_t* payload) {
     return;
   }
   http1::Segment seg;
-  seg.ts_ns = ev.hdr.ts_ns;
+  seg.ts_ns = seg_ts;
   seg.len = ev.len;
   seg.data = std::string_view(reinterpret_cast<const char*>(payload), ev.cap);
   if (c.pos_known[d] && ev.pos != c.next_pos[d]) {

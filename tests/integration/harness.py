@@ -236,14 +236,16 @@ class Tshark:
         res = subprocess.run(
             ["tshark", "-r", self.pcap, "-o", f"http.tcp.port:{self.port}", "-Y", "http.response",
              "-T", "fields", "-E", "separator=\t", "-e", "http.response_for.uri", "-e", "http.time",
-             "-e", "http.response.code", "-e", "tcp.stream"],
+             "-e", "http.response.code", "-e", "tcp.stream", "-e", "frame.time_epoch"],
             capture_output=True, text=True, check=True)
         rows = []
         for line in res.stdout.splitlines():
             parts = line.split("\t")
             if len(parts) >= 3 and parts[1]:
+                end = float(parts[4]) if len(parts) > 4 and parts[4] else 0.0
                 rows.append({"uri": parts[0], "time_ms": float(parts[1]) * 1000.0,
-                             "status": int(parts[2].split(",")[0]), "stream": parts[3]})
+                             "status": int(parts[2].split(",")[0]), "stream": parts[3],
+                             "end_s": end, "start_s": end - float(parts[1])})
         return rows
 
 

@@ -54,7 +54,7 @@ struct Harness {
     ev.len = len;
     ev.cap = uint32_t(data.size());
     ev.dir = dir;
-    ev.arrival_ns = arrival;
+    ev.wire_ns = arrival;
     buf.resize(sizeof(ev) + data.size());
     memcpy(buf.data(), &ev, sizeof(ev));
     memcpy(buf.data() + sizeof(ev), data.data(), data.size());
