@@ -303,6 +303,9 @@ int run_tracer(const Options& opt_in, const char* self_exe) {
     abort_children();
     return error_exit(std::string("cannot open the ring buffer: ") + strerror(errno));
   }
+  // Least privilege: everything from here on works through open fds.
+  if (!drop_all_capabilities(&err))
+    fmt::print(stderr, "odigos-trace: warning: could not drop capabilities: {}\n", err);
   if (launching) {
     int code = 0;
     if (!launcher.release(&err, &code)) {

@@ -1,6 +1,12 @@
 #include "loader/privileges.hpp"
 
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
+#include <linux/capability.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <fstream>
 #include <sys/stat.h>
 
@@ -56,6 +62,18 @@ const char* kernel_btf_path() {
 bool kernel_has_btf() {
   struct stat st{};
   return stat(kernel_btf_path(), &st) == 0;
+}
+
+bool drop_all_capabilities(std::string* error) {
+  prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+  __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct data[2] = {};
+  if (syscall(SYS_capset, &hdr, data) != 0) {
+    *error = std::string("capset: ") + strerror(errno);
+    return false;
+  }
+  prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+  return true;
 }
 
 } // namespace odigos

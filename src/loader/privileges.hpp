@@ -15,6 +15,10 @@ uint64_t effective_capabilities();
 PrivilegeReport check_privileges();
 // Kernel BTF is needed for CO-RE and tp_btf programs.
 bool kernel_has_btf();
+// After setup: programs are attached and every map, link and ring buffer is an
+// open fd, which needs no capability to use. Drops every capability (effective,
+// permitted, inheritable, ambient) and sets no_new_privs.
+bool drop_all_capabilities(std::string* error);
 const char* kernel_btf_path();
 
 } // namespace odigos
