@@ -156,11 +156,12 @@ static __always_inline int handle_io(struct sock *sk, int ret, int flags, __u8 d
 	ev->flags = ret == 0 ? OT_DATA_EOF : (ret < 0 ? OT_DATA_ERROR : 0);
 	ev->err = ret < 0 ? ret : 0;
 	ev->wire_ns = 0;
-	if (dir == OT_DIR_EGRESS && len > 0 && sk->sk_protocol == IPPROTO_TCP &&
-	    bpf_core_field_exists(((struct tcp_sock *)0)->tcp_clock_cache)) {
+	if (dir == OT_DIR_EGRESS && len > 0 && sk->sk_protocol == IPPROTO_TCP && st->send_ns) {
+		/* Only when everything written has left: otherwise the tail goes
+		 * out later (flow control) and the call's end is the better bound. */
 		struct tcp_sock *tp = (struct tcp_sock *)sk;
 		if (BPF_CORE_READ(tp, write_seq) == BPF_CORE_READ(tp, snd_nxt))
-			ev->wire_ns = BPF_CORE_READ(tp, tcp_clock_cache);
+			ev->wire_ns = st->send_ns;
 	}
 	if (dir == OT_DIR_INGRESS) {
 		/* Any read (EOF included) consumes it: a FIN also signals data ready. */
@@ -235,6 +236,22 @@ int BPF_PROG(ot_sk_data_ready, const struct sock *sk)
 	__u64 cookie = bpf_get_socket_cookie((void *)sk);
 	__u64 now = bpf_ktime_get_ns();
 	bpf_map_update_elem(&arrivals, &cookie, &now, BPF_NOEXIST);
+	return 0;
+}
+
+/* Runs inside tcp_sendmsg_locked, where the data is queued and pushed out:
+ * its time is when the bytes leave, whereas sock_send_length runs when the
+ * call returns, possibly after the sender was preempted. */
+SEC("tp_btf/tcp_sendmsg_locked")
+int BPF_PROG(ot_tcp_sendmsg, const struct sock *sk)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	if (!current_is_traced(tgid))
+		return 0;
+	__u64 cookie = bpf_get_socket_cookie((void *)sk);
+	struct ot_conn_state *st = bpf_map_lookup_elem(&conns, &cookie);
+	if (st)
+		st->send_ns = bpf_ktime_get_ns();
 	return 0;
 }
 

@@ -110,8 +110,9 @@ struct ot_data_event {
 	 * when unknown. Ingress on a traced server's TCP connection: when the
 	 * first byte of this read arrived (sk_data_ready), before any wait in the
 	 * accept queue or receive buffer. Egress on TCP when everything written
-	 * has been transmitted: the last transmission (tcp_clock_cache), before
-	 * the sender was perhaps preempted by the woken receiver. */
+	 * has been transmitted: when the kernel queued the last chunk for sending
+	 * (tcp_sendmsg_locked), before the sender was perhaps preempted (by the
+	 * receiver it woke) on its way out of the call. */
 	__u64 wire_ns;
 	/* followed by `cap` payload bytes */
 };
@@ -131,6 +132,7 @@ struct ot_conn_state {
 	__u8 role;
 	__u8 _pad[3];
 	__u32 retransmits;
+	__u64 send_ns; /* when tcp_sendmsg_locked last ran for this socket */
 };
 
 /* Key of the --exe target table: the executable's inode. */

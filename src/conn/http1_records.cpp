@@ -87,6 +87,7 @@ Record http1_record(const http1::Exchange& ex, http1::Side side, const ConnIdent
   const http1::Message& req = ex.request;
   const http1::Message* resp = ex.response ? &*ex.response : nullptr;
   Record r;
+  r.attrs.reserve(24); // one allocation, not a regrowth per few attributes
   r.kind = RecordKind::kRequest;
   r.protocol = "http";
   r.side = side == http1::Side::kServer   ? RecordSide::kServer
