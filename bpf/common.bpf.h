@@ -178,6 +178,28 @@ static __always_inline __u64 ringbuf_flags(void)
 	return BPF_RB_NO_WAKEUP;
 }
 
+/* Addresses and ports of a socket (IPv4, IPv6; AF_UNIX: family only). */
+static __always_inline void read_addrs(const struct sock *sk, struct ot_addr *local,
+				       struct ot_addr *remote)
+{
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	local->family = family;
+	remote->family = family;
+	if (family == AF_INET) {
+		__u32 l4 = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
+		__builtin_memcpy(local->addr, &l4, 4);
+		__u32 r4 = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+		__builtin_memcpy(remote->addr, &r4, 4);
+	} else if (family == AF_INET6) {
+		BPF_CORE_READ_INTO((struct in6_addr *)local->addr, sk, __sk_common.skc_v6_rcv_saddr);
+		BPF_CORE_READ_INTO((struct in6_addr *)remote->addr, sk, __sk_common.skc_v6_daddr);
+	}
+	if (family == AF_INET || family == AF_INET6) {
+		local->port = BPF_CORE_READ(sk, __sk_common.skc_num);
+		remote->port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	}
+}
+
 static __always_inline void fill_hdr(struct ot_event_hdr *h, __u32 type)
 {
 	__u64 id = bpf_get_current_pid_tgid();

@@ -27,20 +27,7 @@ static __always_inline void emit_conn(const struct sock *sk, __u64 cookie, __u32
 	e->err = err;
 	e->retransmits = st->retransmits;
 	e->protocol = BPF_CORE_READ(sk, sk_protocol);
-	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
-	e->local.family = family;
-	e->remote.family = family;
-	if (family == AF_INET) {
-		__u32 l4 = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
-		__builtin_memcpy(e->local.addr, &l4, 4);
-		__u32 r4 = BPF_CORE_READ(sk, __sk_common.skc_daddr);
-		__builtin_memcpy(e->remote.addr, &r4, 4);
-	} else {
-		BPF_CORE_READ_INTO((struct in6_addr *)e->local.addr, sk, __sk_common.skc_v6_rcv_saddr);
-		BPF_CORE_READ_INTO((struct in6_addr *)e->remote.addr, sk, __sk_common.skc_v6_daddr);
-	}
-	e->local.port = BPF_CORE_READ(sk, __sk_common.skc_num);
-	e->remote.port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	read_addrs(sk, &e->local, &e->remote);
 	bpf_ringbuf_submit(e, ringbuf_flags());
 }
 

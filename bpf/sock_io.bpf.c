@@ -19,27 +19,6 @@
 #define NR_sendmsg 46
 #define NR_recvmsg 47
 
-static __always_inline void read_addrs(const struct sock *sk, struct ot_addr *local,
-				       struct ot_addr *remote)
-{
-	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
-	local->family = family;
-	remote->family = family;
-	if (family == AF_INET) {
-		__u32 l4 = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
-		__builtin_memcpy(local->addr, &l4, 4);
-		__u32 r4 = BPF_CORE_READ(sk, __sk_common.skc_daddr);
-		__builtin_memcpy(remote->addr, &r4, 4);
-	} else if (family == AF_INET6) {
-		BPF_CORE_READ_INTO((struct in6_addr *)local->addr, sk, __sk_common.skc_v6_rcv_saddr);
-		BPF_CORE_READ_INTO((struct in6_addr *)remote->addr, sk, __sk_common.skc_v6_daddr);
-	}
-	if (family == AF_INET || family == AF_INET6) {
-		local->port = BPF_CORE_READ(sk, __sk_common.skc_num);
-		remote->port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
-	}
-}
-
 static __always_inline int emit_conn_open(struct sock *sk, __u64 cookie, __u8 role)
 {
 	struct ot_conn_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
@@ -163,7 +142,7 @@ static __always_inline int handle_io(struct sock *sk, int ret, int flags, __u8 d
 		if (BPF_CORE_READ(tp, write_seq) == BPF_CORE_READ(tp, snd_nxt))
 			ev->wire_ns = st->send_ns;
 	}
-	if (dir == OT_DIR_INGRESS) {
+	if (dir == OT_DIR_INGRESS && sk->sk_protocol == IPPROTO_TCP) {
 		/* Any read (EOF included) consumes it: a FIN also signals data ready. */
 		__u64 *arrived = bpf_map_lookup_elem(&arrivals, &cookie);
 		if (arrived) {
