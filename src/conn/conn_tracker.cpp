@@ -18,12 +18,7 @@ struct ConnTracker::Conn {
   bool reported = false; // a connection-level record was emitted (http2)
   uint64_t close_ts = 0;  // set when the kernel reported the close
   const char* close_reason = nullptr;
-  uint64_t last_ts_dir[2] = {0, 0};
-  // Recent ingress reads whose bytes arrived earlier than they were read:
-  // read timestamp → TCP arrival timestamp (see ot_data_event.wire_ns).
-  static constexpr size_t kArrivals = 16;
-  std::pair<uint64_t, uint64_t> arrivals[kArrivals] = {};
-  size_t arrival_next = 0;
+  uint64_t last_ts_dir[2] = {0, 0}; // last call per direction (ingress, egress)
   http1::Session session;
   Conn(http1::Side side, const http1::Limits& lim) : session(side, lim) {}
 };
@@ -128,18 +123,14 @@ void ConnTracker::on_data(const ot_data_event& ev, const uint8_t* payload) {
   bool ingress = ev.dir == OT_DIR_INGRESS;
   int d = ingress ? 0 : 1;
   stats_.bytes_captured += ev.cap;
-  // Arrival of the bytes this read returned (kernel side, server ports only);
-  // an arrival older than the previous read belongs to bytes already read.
-  if (ingress && ev.wire_ns && ev.wire_ns <= ev.hdr.ts_ns &&
-      ev.wire_ns > c.last_ts_dir[0]) {
-    c.arrivals[c.arrival_next++ % Conn::kArrivals] = {ev.hdr.ts_ns, ev.wire_ns};
-  }
-  // Egress: the kernel's last transmission on the socket, when it is newer
-  // than anything before this call, is when these bytes left: the sender may
-  // have been preempted (by the receiver it woke) before its call returned.
+  // A segment is timed by when its bytes were on the wire (ot_data_event.wire_ns):
+  // the request's arrival before the server read it, the response's push before
+  // the sender's call returned. A wire time older than the previous call in the
+  // same direction belongs to bytes already seen. The client side keeps its read
+  // times: its latency ends when the response was read.
   uint64_t seg_ts = ev.hdr.ts_ns;
-  if (!ingress && ev.wire_ns && ev.wire_ns <= ev.hdr.ts_ns && ev.wire_ns > c.last_ts_dir[0] &&
-      ev.wire_ns > c.last_ts_dir[1])
+  bool wire_applies = !ingress || c.session.side() != http1::Side::kClient;
+  if (wire_applies && ev.wire_ns && ev.wire_ns <= ev.hdr.ts_ns && ev.wire_ns > c.last_ts_dir[d])
     seg_ts = ev.wire_ns;
   c.last_ts_dir[d] = ev.hdr.ts_ns;
 
@@ -172,16 +163,7 @@ void ConnTracker::on_data(const ot_data_event& ev, const uint8_t* payload) {
 }
 
 void ConnTracker::drain(Conn& c, uint64_t end_hint) {
-  for (auto& ex : c.session.take_exchanges()) {
-    // Server side: the request starts when its first byte arrived, not when
-    // the server got round to reading it.
-    if (c.session.side() == http1::Side::kServer) {
-      for (auto& [read_ts, arrival] : c.arrivals)
-        if (read_ts && read_ts == ex.request.first_ts_ns) {
-          ex.request.first_ts_ns = arrival;
-          break;
-        }
-    }
+  for (const auto& ex : c.session.take_exchanges()) {
     Record r = http1_record(ex, c.session.side(), c.id, clock_, opt_.record, end_hint);
     stats_.records++;
     emit_(std::move(r));
