@@ -219,9 +219,9 @@ int run_tracer(const Options& opt_in, const char* self_exe) {
   }
   initial = traced_now.size();
   // Servers already listening: their requests are timed from arrival (sk_data_ready).
-  for (uint16_t port : procfs::listening_ports(traced_now)) probes->add_listen_port(port);
-  if (!pc.filter_pid)
-    for (uint16_t port : procfs::listening_ports({})) probes->add_listen_port(port);
+  for (uint16_t port : pc.filter_pid ? procfs::listening_ports(traced_now)
+                                     : procfs::all_listening_ports())
+    probes->add_listen_port(port);
   if (launching && probes->add_tgid(uint32_t(launcher.pid()), true)) initial++;
   for (auto port : opt.ports) probes->add_port(port);
   for (auto& t : cgroup_targets) probes->add_cgroup(t.id);
@@ -248,7 +248,9 @@ int run_tracer(const Options& opt_in, const char* self_exe) {
   for (auto& c : opt.cgroups) what.push_back("cgroup " + c);
   std::string desc;
   for (auto& w : what) desc += (desc.empty() ? "" : ", ") + w;
-  double attach_ms = double(WallClock::monotonic_now_ns() - t0) / 1e6;
+  // --duration, the status line and the summary count tracing time, from here.
+  const uint64_t t_traced = WallClock::monotonic_now_ns();
+  double attach_ms = double(t_traced - t0) / 1e6;
   if (pc.filter_pid)
     fmt::print(stderr, "odigos-trace: attached {} probes in {:.0f} ms; tracing {} ({} processes)\n",
                probes->bpf_program_count(), attach_ms, desc, initial);
@@ -363,7 +365,7 @@ int run_tracer(const Options& opt_in, const char* self_exe) {
       stop_reason = g_stop_signal == SIGTERM ? "terminated" : "interrupted";
       break;
     }
-    if (opt.duration_s > 0 && !opt.demo && double(now - t0) / 1e9 >= opt.duration_s) {
+    if (opt.duration_s > 0 && !opt.demo && double(now - t_traced) / 1e9 >= opt.duration_s) {
       stop_reason = "duration reached";
       break;
     }
@@ -382,7 +384,7 @@ int run_tracer(const Options& opt_in, const char* self_exe) {
     if (status_line && now - last_status > 1'000'000'000ull) {
       last_status = now;
       fmt::print(stderr, "\r\033[K[{:.0f}s] {} records, {} connections open, {} events lost",
-                 double(now - t0) / 1e9, records, tracker.open_connections(), dropped_reported);
+                 double(now - t_traced) / 1e9, records, tracker.open_connections(), dropped_reported);
     }
   }
   if (status_line) fmt::print(stderr, "\r\033[K");
@@ -413,7 +415,7 @@ int run_tracer(const Options& opt_in, const char* self_exe) {
   stop_demo();
 
   const auto& st = tracker.stats();
-  double secs = double(WallClock::monotonic_now_ns() - t0) / 1e9;
+  double secs = double(WallClock::monotonic_now_ns() - t_traced) / 1e9;
   if (!broken_pipe || opt.verbose)
     fmt::print(stderr,
                "odigos-trace: {} ({:.1f} s): {} records from {} processes; {} connections, "

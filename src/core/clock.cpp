@@ -1,7 +1,6 @@
 #include "core/clock.hpp"
 
 #include <cstdio>
-#include <cstring>
 
 #include <fmt/format.h>
 
@@ -23,28 +22,35 @@ WallClock::WallClock() {
   offset_ns_ = r - (m1 + (m2 - m1) / 2);
 }
 
-std::string format_rfc3339_ns(uint64_t wall_ns) {
+void append_rfc3339_ns(uint64_t wall_ns, std::string& out) {
   // The date-and-time part changes once a second: keep the last one.
   thread_local time_t cached_secs = -1;
   thread_local char cached[64];
+  thread_local size_t cached_len = 0;
   time_t secs = time_t(wall_ns / 1000000000ull);
   if (secs != cached_secs) {
     tm t{};
     gmtime_r(&secs, &t);
-    snprintf(cached, sizeof(cached), "%04d-%02d-%02dT%02d:%02d:%02d.", t.tm_year + 1900,
-             t.tm_mon + 1, t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec);
+    int n = snprintf(cached, sizeof(cached), "%04d-%02d-%02dT%02d:%02d:%02d.", t.tm_year + 1900,
+                     t.tm_mon + 1, t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec);
+    cached_len = n > 0 ? size_t(n) : 0;
     cached_secs = secs;
   }
-  char out[48];
-  uint64_t frac = wall_ns % 1000000000ull;
-  size_t n = strlen(cached);
-  memcpy(out, cached, n);
+  char frac[10];
+  uint64_t ns = wall_ns % 1000000000ull;
   for (int d = 8; d >= 0; d--) {
-    out[n + size_t(d)] = char('0' + frac % 10);
-    frac /= 10;
+    frac[d] = char('0' + ns % 10);
+    ns /= 10;
   }
-  out[n + 9] = 'Z';
-  return std::string(out, n + 10);
+  frac[9] = 'Z';
+  out.append(cached, cached_len);
+  out.append(frac, sizeof(frac));
+}
+
+std::string format_rfc3339_ns(uint64_t wall_ns) {
+  std::string out;
+  append_rfc3339_ns(wall_ns, out);
+  return out;
 }
 
 std::string format_time_of_day(uint64_t wall_ns) {

@@ -20,6 +20,8 @@ class WallClock {
 
 // RFC 3339, UTC, nanoseconds: 2026-11-30T15:04:05.123456789Z
 std::string format_rfc3339_ns(uint64_t wall_ns);
+// The same, appended to `out` (no allocation once `out` has grown).
+void append_rfc3339_ns(uint64_t wall_ns, std::string& out);
 // HH:MM:SS.uuuuuu in local time, for the terminal.
 std::string format_time_of_day(uint64_t wall_ns);
 

@@ -108,15 +108,17 @@ static void parse_listeners(const std::string& file, std::map<uint64_t, uint16_t
   }
 }
 
+std::vector<uint16_t> all_listening_ports() {
+  std::map<uint64_t, uint16_t> all;
+  parse_listeners("/proc/net/tcp", &all);
+  parse_listeners("/proc/net/tcp6", &all);
+  std::vector<uint16_t> out;
+  for (auto& [ino, port] : all) out.push_back(port);
+  return out;
+}
+
 std::vector<uint16_t> listening_ports(const std::vector<uint32_t>& pids) {
   std::vector<uint16_t> out;
-  if (pids.empty()) {
-    std::map<uint64_t, uint16_t> all;
-    parse_listeners("/proc/net/tcp", &all);
-    parse_listeners("/proc/net/tcp6", &all);
-    for (auto& [ino, port] : all) out.push_back(port);
-    return out;
-  }
   // One parse per network namespace: the tables list every socket of the
   // namespace (TIME_WAIT included), which is slow on a busy host.
   std::map<std::string, std::map<uint64_t, uint16_t>> by_netns;

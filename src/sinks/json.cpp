@@ -99,8 +99,9 @@ void append_json_string(std::string_view s, std::string& out) {
 void append_record_json(const Record& r, std::string& out) {
   out += "{\"kind\":\"";
   out += to_string(r.kind);
-  fmt::format_to(std::back_inserter(out), "\",\"schema_version\":{},\"time\":\"{}\",\"time_unix_nano\":{}",
-                 kSchemaVersion, format_rfc3339_ns(r.start_ns), r.start_ns);
+  fmt::format_to(std::back_inserter(out), "\",\"schema_version\":{},\"time\":\"", kSchemaVersion);
+  append_rfc3339_ns(r.start_ns, out);
+  fmt::format_to(std::back_inserter(out), "\",\"time_unix_nano\":{}", r.start_ns);
   if (r.kind != RecordKind::kLoss) {
     out += ",\"duration_ms\":";
     append_number(r.duration_ms, out);
