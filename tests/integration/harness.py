@@ -10,6 +10,7 @@ server logs), never odigos-trace's own output.
 import argparse
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -122,18 +123,7 @@ class Tracer:
         return "".join(self.stderr_lines)
 
     def records(self, kind="request"):
-        out = []
-        if not os.path.exists(self.out):
-            return out
-        with open(self.out) as f:
-            for line in f:
-                line = line.strip()
-                if not line:
-                    continue
-                r = json.loads(line)
-                if kind is None or r.get("kind") == kind:
-                    out.append(r)
-        return out
+        return read_ndjson(self.out, kind)
 
 
 def get(r, dotted, default=None):
@@ -176,6 +166,77 @@ def start_python_server(port, extra_env=None, cpus=None):
         stop(p)
         raise
     return p
+
+
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+
+NGINX_CONF = """
+daemon {daemon};
+master_process on;
+worker_processes {workers};
+pid {tmp}/nginx.pid;
+error_log {tmp}/error.log{error_level};
+events {{ worker_connections {connections}; }}
+http {{
+{http}
+    client_body_temp_path {tmp}/client_body;
+    proxy_temp_path {tmp}/proxy;
+    fastcgi_temp_path {tmp}/fastcgi;
+    uwsgi_temp_path {tmp}/uwsgi;
+    scgi_temp_path {tmp}/scgi;
+    server {{
+        listen 127.0.0.1:{port};
+        root {tmp}/www;
+{server}
+    }}
+}}
+"""
+
+
+def nginx_prefix(files, prefix="odigos-nginx-", http="    access_log off;", server="",
+                 workers=1, connections=256, daemon=False, error_level=""):
+    """A fresh nginx prefix directory: www/ holding files ({name: str or bytes}), readable by
+    the workers (they run as nobody), and nginx.conf listening on a free 127.0.0.1 port.
+    http/server: extra directives for the http and server blocks, "{tmp}" in them stands for
+    the prefix directory. Returns (tmp, conf, port)."""
+    tmp = tempfile.mkdtemp(prefix=prefix)
+    os.chmod(tmp, 0o755)
+    www = os.path.join(tmp, "www")
+    os.mkdir(www)
+    os.chmod(www, 0o755)
+    for name, content in files.items():
+        path = os.path.join(www, name)
+        with open(path, "wb" if isinstance(content, bytes) else "w") as f:
+            f.write(content)
+        os.chmod(path, 0o644)
+    port = free_port()
+    conf = os.path.join(tmp, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write(NGINX_CONF.format(tmp=tmp, port=port, http=http.replace("{tmp}", tmp),
+                                  server=server.replace("{tmp}", tmp), workers=workers,
+                                  connections=connections, daemon="on" if daemon else "off",
+                                  error_level=f" {error_level}" if error_level else ""))
+    return tmp, conf, port
+
+
+def nginx_cmd(tmp, conf):
+    return [NGINX, "-p", tmp, "-c", conf, "-e", os.path.join(tmp, "error.log")]
+
+
+def start_nginx(files, timeout=20, **knobs):
+    """nginx in the foreground (daemon off) on a fresh prefix (see nginx_prefix for files and
+    knobs), listening once this returns. Returns (proc, tmp, port); stop it with stop(proc)."""
+    # Not a skip: scripts/install-deps.sh installs nginx, so its absence is a broken setup.
+    check(os.path.exists(NGINX), "nginx is not installed (run scripts/install-deps.sh test)")
+    tmp, conf, port = nginx_prefix(files, **knobs)
+    proc = subprocess.Popen(nginx_cmd(tmp, conf), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        wait_port(port, timeout=timeout)
+    except Failure:
+        proc.kill()
+        raise Failure("nginx did not start:\n" + proc.communicate()[1])
+    return proc, tmp, port
 
 
 def read_ndjson(path, kind="request"):

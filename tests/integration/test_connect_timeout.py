@@ -2,7 +2,6 @@
 whose accept queue is full (listen(0), one connection already queued, never accepted) drops
 new SYNs; a traced client with TCP_SYNCNT=1 gives up after one retransmission. Oracle: the
 client's own connect() error (ETIMEDOUT)."""
-import errno
 import socket
 import subprocess
 import sys

@@ -6,33 +6,10 @@ import os
 import shutil
 import signal
 import subprocess
-import tempfile
 import time
 
-from harness import (Failure, Tracer, check, free_port, require_root, run_main, skip, stop,
-                     wait_port)
+from harness import NGINX, Failure, Tracer, require_root, run_main, skip, start_nginx, stop
 
-CONF = """
-daemon off;
-master_process on;
-worker_processes 1;
-pid {tmp}/nginx.pid;
-error_log {tmp}/error.log;
-events {{ worker_connections 256; }}
-http {{
-    access_log off;
-    keepalive_requests 1000000;
-    client_body_temp_path {tmp}/client_body;
-    proxy_temp_path {tmp}/proxy;
-    fastcgi_temp_path {tmp}/fastcgi;
-    uwsgi_temp_path {tmp}/uwsgi;
-    scgi_temp_path {tmp}/scgi;
-    server {{
-        listen 127.0.0.1:{port};
-        root {tmp}/www;
-    }}
-}}
-"""
 # Seconds allowed past the deadline: the main loop checks every round (<= 8192 events), then
 # drains what the kernel already queued; on 2 shared vCPUs under wrk that backlog can take
 # a second. Before the reader budget existed, runs overshot by 5-10 s.
@@ -57,26 +34,13 @@ def size(path):
 
 def test(a):
     require_root()
-    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    if not os.path.exists(nginx) or not shutil.which("wrk"):
+    if not os.path.exists(NGINX) or not shutil.which("wrk"):
         skip("needs nginx and wrk (scripts/install-deps.sh test)")
-    tmp = tempfile.mkdtemp(prefix="odigos-load-")
-    os.chmod(tmp, 0o755)
-    os.mkdir(os.path.join(tmp, "www"))
-    os.chmod(os.path.join(tmp, "www"), 0o755)
-    with open(os.path.join(tmp, "www", "index.html"), "w") as f:
-        f.write("hello\n")
-    os.chmod(os.path.join(tmp, "www", "index.html"), 0o644)
-    port = free_port()
-    with open(os.path.join(tmp, "nginx.conf"), "w") as f:
-        f.write(CONF.format(tmp=tmp, port=port))
-    server = subprocess.Popen([nginx, "-p", tmp, "-c", os.path.join(tmp, "nginx.conf"),
-                               "-e", os.path.join(tmp, "error.log")],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server, tmp, port = start_nginx({"index.html": "hello\n"}, prefix="odigos-load-",
+                                    http="    access_log off;\n    keepalive_requests 1000000;")
     wrk = None
     results = []
     try:
-        wait_port(port, timeout=20)
         wrk = subprocess.Popen(["wrk", "-t2", "-c16", "-d120s", f"http://127.0.0.1:{port}/index.html"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 

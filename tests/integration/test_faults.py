@@ -4,25 +4,12 @@ summary; later records still correct), SIGKILL of odigos-trace leaves no BPF pro
 import json
 import os
 import re
-import signal
 import subprocess
 import tempfile
 import time
 
-from harness import (Tracer, check, cpu_split, free_port, get, pin, require_root, run_main,
-                     start_python_server, stop, wait_port)
-
-NGINX_CONF = """
-daemon off; master_process on; worker_processes 1;
-pid {tmp}/nginx.pid; error_log {tmp}/error.log;
-events {{ worker_connections 256; }}
-http {{
-  access_log off;
-  client_body_temp_path {tmp}/cb; proxy_temp_path {tmp}/px; fastcgi_temp_path {tmp}/fc;
-  uwsgi_temp_path {tmp}/uw; scgi_temp_path {tmp}/sc;
-  server {{ listen 127.0.0.1:{port}; root {tmp}/www; }}
-}}
-"""
+from harness import (Tracer, check, free_port, get, require_root, run_main, start_nginx,
+                     start_python_server, stop)
 
 
 def our_prog_ids(pid):
@@ -46,16 +33,7 @@ def loaded_prog_ids():
 
 
 def overflow(a):
-    tmp = tempfile.mkdtemp(prefix="odigos-ovf-")
-    os.makedirs(f"{tmp}/www")
-    with open(f"{tmp}/www/index.html", "w") as f:
-        f.write("x" * 100)
-    port = free_port()
-    with open(f"{tmp}/nginx.conf", "w") as f:
-        f.write(NGINX_CONF.format(tmp=tmp, port=port))
-    nginx = subprocess.Popen(["nginx", "-c", f"{tmp}/nginx.conf", "-p", tmp],
-                             stderr=subprocess.DEVNULL)
-    wait_port(port)
+    nginx, _, port = start_nginx({"index.html": "x" * 100}, prefix="odigos-ovf-")
     # 4 KiB ring (the minimum): a handful of events fits.
     t = Tracer(a.binary, ["--pid", str(nginx.pid)], extra=["--ringbuf-size", "4K"]).wait_attached()
     try:

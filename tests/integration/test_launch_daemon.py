@@ -6,39 +6,19 @@ import os
 import shutil
 import signal
 import subprocess
-import tempfile
 import time
 
-from harness import (Tracer, check, free_port, get, require_root, run_main, wait_port)
-
-NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
-CONF = """
-daemon on;
-master_process on;
-worker_processes 1;
-pid {tmp}/nginx.pid;
-error_log {tmp}/error.log;
-events {{ worker_connections 64; }}
-http {{
-    log_format oracle '$request_uri|$status|$body_bytes_sent';
-    access_log {tmp}/access.log oracle;
-    client_body_temp_path {tmp}/cb; proxy_temp_path {tmp}/px; fastcgi_temp_path {tmp}/fc;
-    uwsgi_temp_path {tmp}/uw; scgi_temp_path {tmp}/sc;
-    server {{ listen 127.0.0.1:{port}; root {tmp}/www; }}
-}}
-"""
+from harness import (NGINX, Tracer, check, get, nginx_prefix, require_root, run_main,
+                     wait_port)
 
 
 def test(a):
     require_root()
-    tmp = tempfile.mkdtemp(prefix="odigos-daemon-")
-    os.makedirs(f"{tmp}/www")
-    with open(f"{tmp}/www/index.html", "w") as f:
-        f.write("hello daemon\n")
-    port = free_port()
-    conf = f"{tmp}/nginx.conf"
-    with open(conf, "w") as f:
-        f.write(CONF.format(tmp=tmp, port=port))
+    check(os.path.exists(NGINX), "nginx is not installed (run scripts/install-deps.sh test)")
+    tmp, conf, port = nginx_prefix(
+        {"index.html": "hello daemon\n"}, prefix="odigos-daemon-", daemon=True, connections=64,
+        http="    log_format oracle '$request_uri|$status|$body_bytes_sent';\n"
+             "    access_log {tmp}/access.log oracle;")
     tracer = Tracer(a.binary, ["-u", "root"], extra=["--", NGINX, "-c", conf, "-p", tmp])
     master = None
     try:
@@ -68,6 +48,11 @@ def test(a):
     got = sorted((get(r, "url.path"), get(r, "http.response.status_code"),
                   get(r, "http.response.body.size")) for r in recs if r["side"] == "server")
     want = sorted((uri, int(status), int(size)) for uri, status, size in log)
+    check([(uri, status) for uri, status, _ in want] ==
+          [("/index.html", 200), ("/index.html", 200), ("/missing", 404)],
+          f"nginx's access log {want} does not hold the three requests sent")
+    check(all(size == len("hello daemon\n") for uri, _, size in want if uri == "/index.html"),
+          f"nginx's access log {want}: /index.html body size")
     check(got == want, f"records {got} != access log {want}")
     shutil.rmtree(tmp, ignore_errors=True)
 

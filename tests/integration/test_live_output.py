@@ -21,6 +21,14 @@ def lines_in(path):
         return sum(1 for l in f if l.strip())
 
 
+def time_to_lines(path, n):
+    """Seconds until the file holds n records; None if it does not within DEADLINE + 1 s."""
+    t0 = time.monotonic()
+    while lines_in(path) < n and time.monotonic() - t0 < DEADLINE + 1:
+        time.sleep(0.02)
+    return time.monotonic() - t0 if lines_in(path) >= n else None
+
+
 def curl(port, path):
     subprocess.run(["curl", "-s", "-o", "/dev/null", f"http://127.0.0.1:{port}{path}"],
                    check=True, timeout=30)
@@ -32,15 +40,15 @@ def to_file(a, port, server):
     try:
         for i in range(3):
             curl(port, f"/fast?i={i}")
-            t0 = time.monotonic()
-            while lines_in(tracer.out) < i + 1 and time.monotonic() - t0 < DEADLINE + 1:
-                time.sleep(0.02)
-            delays.append(time.monotonic() - t0 if lines_in(tracer.out) >= i + 1 else None)
+            delays.append(time_to_lines(tracer.out, i + 1))
     finally:
         rc = tracer.stop()
     print(f"  -o FILE: record i written after {delays} s; {len(tracer.records())} records at exit")
     check(rc == 0, f"tracer exit code {rc}:\n{tracer.stderr()}")
     check(len(tracer.records()) == 3, f"expected 3 records at exit, got {tracer.records()}")
+    check([(get(r, "url.path"), get(r, "url.query"), get(r, "http.response.status_code"))
+           for r in tracer.records()] == [("/fast", f"i={i}", 200) for i in range(3)],
+          f"-o FILE: records are not the three requests, in order: {tracer.records()}")
     late = [(i, d) for i, d in enumerate(delays) if d is None or d > DEADLINE]
     check(not late, "records not written live to -o FILE: (request, seconds until written; "
                     f"None = not within {DEADLINE + 1} s): {late}")
@@ -65,16 +73,16 @@ def keepalive(a, port, server):
                 if h.lower().startswith(b"content-length:"):
                     length = int(h.split(b":")[1])
             f.read(length)
-            t0 = time.monotonic()
-            while lines_in(tracer.out) < i + 1 and time.monotonic() - t0 < DEADLINE + 1:
-                time.sleep(0.02)
-            delays.append(time.monotonic() - t0 if lines_in(tracer.out) >= i + 1 else None)
+            delays.append(time_to_lines(tracer.out, i + 1))
     finally:
         s.close()
         rc = tracer.stop()
     print(f"  keep-alive: record i written after {delays} s")
     check(rc == 0, f"tracer exit code {rc}:\n{tracer.stderr()}")
     check(len(tracer.records()) == 2, f"expected 2 records at exit, got {tracer.records()}")
+    check([(get(r, "url.path"), get(r, "url.query"), get(r, "http.response.status_code"))
+           for r in tracer.records()] == [("/fast", f"ka={i}", 200) for i in range(2)],
+          f"keep-alive: records are not the two requests, in order: {tracer.records()}")
     late = [(i, d) for i, d in enumerate(delays) if d is None or d > DEADLINE]
     check(not late, "keep-alive connection: records not written live (request, seconds until "
                     f"written; None = not within {DEADLINE + 1} s): {late}")

@@ -2,46 +2,12 @@
 tracer starts. Oracle: nginx's own access log (method, URI, status, $body_bytes_sent and the
 worker's $pid) for every request; the large static file goes out with sendfile()."""
 import os
-import shutil
 import subprocess
-import tempfile
 import time
 
-from harness import (Failure, Tracer, check, free_port, get, require_root, run_main, skip,
-                     stop, wait_port)
-
-NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+from harness import Tracer, check, get, require_root, run_main, start_nginx, stop
 INDEX_SIZE = 612
 BIG_SIZE = 200 * 1024
-
-CONF = """
-daemon off;
-master_process on;
-worker_processes 2;
-pid {tmp}/nginx.pid;
-error_log {tmp}/error.log info;
-events {{ worker_connections 64; }}
-http {{
-    types {{ text/html html; application/octet-stream bin; }}
-    default_type application/octet-stream;
-    log_format oracle '$request_method|$request_uri|$status|$body_bytes_sent|$request_time|$pid|$connection|$connection_requests';
-    access_log {tmp}/access.log oracle;
-    sendfile on;
-    tcp_nodelay on;
-    keepalive_timeout 30s;
-    client_body_temp_path {tmp}/client_body;
-    proxy_temp_path {tmp}/proxy;
-    fastcgi_temp_path {tmp}/fastcgi;
-    uwsgi_temp_path {tmp}/uwsgi;
-    scgi_temp_path {tmp}/scgi;
-    server {{
-        listen 127.0.0.1:{port};
-        root {tmp}/www;
-        index index.html;
-    }}
-}}
-"""
-
 
 def children(pid):
     kids = set()
@@ -87,37 +53,24 @@ def curl(*args):
 
 def test(a):
     require_root()
-    if not os.path.exists(NGINX):
-        skip("nginx is not installed (scripts/install-deps.sh test)")
-    tmp = tempfile.mkdtemp(prefix="odigos-nginx-")
-    os.chmod(tmp, 0o755)  # the workers run as nobody and serve files from here
-    www = os.path.join(tmp, "www")
-    os.mkdir(www)
-    os.chmod(www, 0o755)
-    with open(os.path.join(www, "index.html"), "w") as f:
-        head = "<!DOCTYPE html>\n<html><head><title>odigos test</title></head><body>\n"
-        tail = "</body></html>\n"
-        f.write(head + "x" * (INDEX_SIZE - len(head) - len(tail)) + tail)
-    with open(os.path.join(www, "big.bin"), "wb") as f:
-        f.write(os.urandom(BIG_SIZE))
-    for name in ("index.html", "big.bin"):
-        os.chmod(os.path.join(www, name), 0o644)
-    check(os.path.getsize(os.path.join(www, "index.html")) == INDEX_SIZE, "index.html size")
-    port = free_port()
-    conf = os.path.join(tmp, "nginx.conf")
-    with open(conf, "w") as f:
-        f.write(CONF.format(tmp=tmp, port=port))
-
+    head = "<!DOCTYPE html>\n<html><head><title>odigos test</title></head><body>\n"
+    tail = "</body></html>\n"
+    index = head + "x" * (INDEX_SIZE - len(head) - len(tail)) + tail
     workers = set()
-    master = subprocess.Popen([NGINX, "-p", tmp, "-c", conf, "-e", os.path.join(tmp, "error.log")],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     tracer = None
+    master, tmp, port = start_nginx(
+        {"index.html": index, "big.bin": os.urandom(BIG_SIZE)}, workers=2, connections=64,
+        error_level="info",
+        http="    types { text/html html; application/octet-stream bin; }\n"
+             "    default_type application/octet-stream;\n"
+             "    log_format oracle '$request_method|$request_uri|$status|$body_bytes_sent|"
+             "$request_time|$pid|$connection|$connection_requests';\n"
+             "    access_log {tmp}/access.log oracle;\n"
+             "    sendfile on;\n    tcp_nodelay on;\n    keepalive_timeout 30s;",
+        server="        index index.html;")
     try:
-        try:
-            wait_port(port, timeout=20)
-        except Failure:
-            master.kill()
-            raise Failure("nginx did not start:\n" + master.communicate()[1])
+        check(os.path.getsize(os.path.join(tmp, "www", "index.html")) == INDEX_SIZE,
+              "index.html size")
         end = time.time() + 20
         while len(children(master.pid)) < 2 and time.time() < end:
             time.sleep(0.05)

@@ -80,11 +80,30 @@ def ordered(recs):
     return [r for _, r in sorted(enumerate(recs), key=lambda ir: (ir[1]["time_unix_nano"], ir[0]))]
 
 
-def pipelined(a, port, server):
+def exchange(a, port, server, talk):
+    """Runs talk(sock) on a fresh connection to the server while the tracer follows the server
+    (--pid); then closes the connection, stops the tracer and checks its exit code.
+    Returns (tracer, what talk returned)."""
     tracer = Tracer(a.binary, ["--pid", str(server.pid)]).wait_attached()
     s = None
     try:
         s = connect(port)
+        result = talk(s)
+        s.close()
+        s = None
+        time.sleep(0.3)
+        rc = tracer.stop()
+    finally:
+        if s:
+            s.close()
+        if tracer.proc.poll() is None:
+            tracer.stop()
+    check(rc == 0, f"tracer exit code {rc}:\n{tracer.stderr()}")
+    return tracer, result
+
+
+def pipelined(a, port, server):
+    def talk(s):
         lport = s.getsockname()[1]
         data = b"".join(f"GET {p} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
                         f"User-Agent: pipeline/{i}\r\n\r\n".encode()
@@ -97,16 +116,9 @@ def pipelined(a, port, server):
         for p, _, _ in PIPELINED:
             st, _, body = rd.response()
             seen.append((p, st, body, (time.perf_counter() - t0) * 1000.0))
-        s.close()
-        s = None
-        time.sleep(0.3)
-        rc = tracer.stop()
-    finally:
-        if s:
-            s.close()
-        if tracer.proc.poll() is None:
-            tracer.stop()
-    check(rc == 0, f"tracer exit code {rc}:\n{tracer.stderr()}")
+        return lport, seen
+
+    tracer, (lport, seen) = exchange(a, port, server, talk)
     for (p, want_st, want_body), (_, st, body, _) in zip(PIPELINED, seen):
         check((st, body) == (want_st, want_body),
               f"client: {p} answered {st} {body!r}, expected {want_st} {want_body!r}")
@@ -151,13 +163,11 @@ def pipelined(a, port, server):
 
 
 def bytewise(a, port, server):
-    tracer = Tracer(a.binary, ["--pid", str(server.pid)]).wait_attached()
-    s = None
     head = (f"GET /fast?mode=bytewise&x=1 HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
             f"User-Agent: one-byte-at-a-time\r\nX-Padding: {'p' * 100}\r\n"
             "Accept: */*\r\n\r\n").encode()
-    try:
-        s = connect(port)
+
+    def talk(s):
         calls = 0
         for i in range(len(head)):
             n = s.send(head[i:i + 1])
@@ -166,16 +176,9 @@ def bytewise(a, port, server):
             if i % 16 == 15:
                 time.sleep(0.001)  # let the server's read() return short pieces
         st, _, body = Reader(s).response()
-        s.close()
-        s = None
-        time.sleep(0.3)
-        rc = tracer.stop()
-    finally:
-        if s:
-            s.close()
-        if tracer.proc.poll() is None:
-            tracer.stop()
-    check(rc == 0, f"tracer exit code {rc}:\n{tracer.stderr()}")
+        return calls, st, body
+
+    tracer, (calls, st, body) = exchange(a, port, server, talk)
     check(calls == len(head), "not every byte sent")
     check((st, body) == (200, b"fast\n"), f"client read {st} {body!r}")
     recs = tracer.records(None)
@@ -199,11 +202,9 @@ def post_pieces(a, port, server):
     msg = (f"POST /echo?piecewise=1 HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
            f"Content-Type: application/octet-stream\r\nContent-Length: {len(body)}\r\n"
            "User-Agent: piecewise\r\n\r\n").encode() + body
-    tracer = Tracer(a.binary, ["--pid", str(server.pid)]).wait_attached()
-    s = None
     pieces = []
-    try:
-        s = connect(port)
+
+    def talk(s):
         off = 0
         while off < len(msg):
             n = rnd.choice([1, 2, 7, rnd.randint(1, 100), rnd.randint(100, 5000),
@@ -215,16 +216,9 @@ def post_pieces(a, port, server):
             if rnd.random() < 0.1:
                 time.sleep(0.002)
         st, _, echoed = Reader(s).response()
-        s.close()
-        s = None
-        time.sleep(0.3)
-        rc = tracer.stop()
-    finally:
-        if s:
-            s.close()
-        if tracer.proc.poll() is None:
-            tracer.stop()
-    check(rc == 0, f"tracer exit code {rc}:\n{tracer.stderr()}")
+        return st, echoed
+
+    tracer, (st, echoed) = exchange(a, port, server, talk)
     check(st == 200 and echoed == body, f"client: POST /echo answered {st}, "
                                         f"{len(echoed)} bytes, equal={echoed == body}")
     recs = tracer.records(None)

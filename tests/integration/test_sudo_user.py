@@ -21,6 +21,7 @@ def test(a):
     env = {k: v for k, v in os.environ.items() if k != "SUDO_USER"}
     p = subprocess.run([a.binary, "-q", "--", "id", "-u"], capture_output=True, text=True, env=env,
                        timeout=60)
+    check(p.returncode == 0, f"without SUDO_USER: exit {p.returncode}: {p.stderr}")
     check(p.stdout.strip() == str(os.geteuid()), f"without SUDO_USER: {p.stdout!r}")
 
 
