@@ -36,6 +36,16 @@ void Session::Impl::take_body(Dir& d, std::string_view bytes) {
   d.msg.body_size += bytes.size();
 }
 
+// Up to d.remaining body bytes from p (Content-Length body or chunk data).
+// True when the counted part is complete.
+bool Session::Impl::take_counted(Dir& d, std::string_view& p) {
+  const size_t take = static_cast<size_t>(std::min<uint64_t>(d.remaining, p.size()));
+  take_body(d, p.substr(0, take));
+  d.remaining -= take;
+  p.remove_prefix(take);
+  return d.remaining == 0;
+}
+
 void Session::Impl::stash_bytes_of(std::string_view data, uint64_t missing, uint64_t ts, bool gap) {
   const size_t room = lim.max_head_bytes > stash_bytes ? lim.max_head_bytes - stash_bytes : 0;
   const size_t keep = std::min(room, data.size());
@@ -63,9 +73,7 @@ void Session::Impl::on_gap(Dir& d, std::string_view data) {
   switch (d.state) {
     case St::kIdle: {
       d.fresh = false;
-      const Scan s = d.role == Role::kRequest ? detail::scan_request_line(data)
-                                              : detail::scan_status_line(data);
-      if (s == Scan::kYes) {
+      if (detail::scan_start_line(data, d.role == Role::kRequest) == Scan::kYes) {
         // Still at a boundary, but whole requests may be gone.
         if (d.role == Role::kRequest) resync_seq = next_seq();
         return;
@@ -109,13 +117,8 @@ long Session::Impl::take_head(Dir& d, std::string_view view, uint64_t ts) {
   HeadInfo info;
   const long n = detail::parse_head_ex(view, request, d.msg, info, &d.scan);
   if (n == 0) return 0;
-  if (n < 0) {
-    if (undecided_start(d)) verdict = Verdict::kNotHttp;
-    else enter_skip(d);
-    return -1;
-  }
-  if (static_cast<size_t>(n) > lim.max_head_bytes) {
-    head_too_long(d);
+  if (n < 0 || static_cast<size_t>(n) > lim.max_head_bytes) {
+    reject_head(d);
     return -1;
   }
   d.fresh = false;
@@ -127,7 +130,9 @@ long Session::Impl::take_head(Dir& d, std::string_view view, uint64_t ts) {
   return n;
 }
 
-void Session::Impl::head_too_long(Dir& d) {
+// Not a head (or too long for one): not HTTP at the start of a connection,
+// lost sync later.
+void Session::Impl::reject_head(Dir& d) {
   d.buf.clear();
   if (undecided_start(d)) verdict = Verdict::kNotHttp;
   else enter_skip(d);
@@ -147,7 +152,7 @@ bool Session::Impl::step_idle(Dir& d, std::string_view& p, uint64_t ts) {
   }
   if (n < 0) return false;
   if (p.size() > lim.max_head_bytes) {
-    head_too_long(d);
+    reject_head(d);
     return false;
   }
   d.buf.assign(p);
@@ -160,7 +165,7 @@ bool Session::Impl::step_head(Dir& d, std::string_view& p, uint64_t ts) {
   const size_t end = head_end_in(d.buf, p);
   const size_t take = end == std::string_view::npos ? p.size() : end;
   if (d.buf.size() + take > lim.max_head_bytes) {
-    head_too_long(d);
+    reject_head(d);
     return false;
   }
   d.buf.append(p.data(), take);
@@ -211,17 +216,12 @@ bool Session::Impl::step_chunked(Dir& d, std::string_view& p, uint64_t ts) {
       }
       return true;
     }
-    case St::kChunkData: {
-      const size_t take = static_cast<size_t>(std::min<uint64_t>(d.remaining, p.size()));
-      take_body(d, p.substr(0, take));
-      d.remaining -= take;
-      p.remove_prefix(take);
-      if (d.remaining == 0) {
+    case St::kChunkData:
+      if (take_counted(d, p)) {
         d.state = St::kChunkCrlf;
         d.crlf_got = 0;
       }
       return true;
-    }
     case St::kChunkCrlf:
       while (!p.empty() && d.crlf_got < 2) {
         if (p.front() != (d.crlf_got == 0 ? '\r' : '\n')) {
@@ -328,14 +328,9 @@ void Session::Impl::feed(Dir& d, const Segment& seg) {
       case St::kHead:
         if (!step_head(d, p, ts)) return;
         break;
-      case St::kBody: {
-        const size_t take = static_cast<size_t>(std::min<uint64_t>(d.remaining, p.size()));
-        take_body(d, p.substr(0, take));
-        d.remaining -= take;
-        p.remove_prefix(take);
-        if (d.remaining == 0) finish_message(d, ts);
+      case St::kBody:
+        if (take_counted(d, p)) finish_message(d, ts);
         break;
-      }
       case St::kCloseBody:
         take_body(d, p);
         d.msg.last_ts_ns = ts;

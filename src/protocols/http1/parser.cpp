@@ -231,17 +231,22 @@ bool parse_field_line(std::string_view line, std::vector<Header>& out) {
   const size_t colon = static_cast<size_t>(static_cast<const char*>(c) - line.data());
   const std::string_view value = trim(line.substr(colon + 1));
   if (!all_text(value)) return false;
-  std::string name(line.data(), colon);
+  Header& h = out.emplace_back();
+  h.name.resize(colon);
   // Validate and lower-case in one branch-free pass (locals: no aliasing).
-  char* p = name.data();
+  const char* src = line.data();
+  char* dst = h.name.data();
   char bad = 0;
   for (size_t k = 0; k < colon; ++k) {
-    const char l = kNameLower[static_cast<unsigned char>(p[k])];
-    p[k] = l;
+    const char l = kNameLower[static_cast<unsigned char>(src[k])];
+    dst[k] = l;
     bad |= static_cast<char>(l == 0);
   }
-  if (bad) return false;
-  out.push_back(Header{std::move(name), std::string(value)});
+  if (bad) {
+    out.pop_back();
+    return false;
+  }
+  h.value.assign(value);
   return true;
 }
 
@@ -299,8 +304,7 @@ long parse_head_ex(std::string_view buf, bool is_request, Message& out, HeadInfo
     // Reject garbage early rather than buffer it up to max_head_bytes; on a
     // growing buffer only each time it doubles, to stay linear.
     if (!scan || n >= 2 * scan->checked) {
-      const Scan s = is_request ? scan_request_line(buf) : scan_status_line(buf);
-      if (s == Scan::kNo) return -1;
+      if (scan_start_line(buf, is_request) == Scan::kNo) return -1;
       if (scan) scan->checked = n;
     }
     if (scan) {
@@ -313,9 +317,7 @@ long parse_head_ex(std::string_view buf, bool is_request, Message& out, HeadInfo
 
   const std::string_view head = buf.substr(0, head_len);
   size_t line_len = 0;
-  const Scan s =
-      is_request ? scan_request_line(head, &line_len) : scan_status_line(head, &line_len);
-  if (s != Scan::kYes) return -1;
+  if (scan_start_line(head, is_request, &line_len) != Scan::kYes) return -1;
 
   if (is_request) {
     const size_t sp1 = head.find(' ');

@@ -19,6 +19,10 @@ enum class Scan : uint8_t { kYes, kMore, kNo };
 Scan scan_request_line(std::string_view buf, size_t* line_len = nullptr);
 // "HTTP/1.x SP 3DIGIT [SP reason] CRLF" at the start of buf.
 Scan scan_status_line(std::string_view buf, size_t* line_len = nullptr);
+// The start line a request (or response) direction carries.
+inline Scan scan_start_line(std::string_view buf, bool is_request, size_t* line_len = nullptr) {
+  return is_request ? scan_request_line(buf, line_len) : scan_status_line(buf, line_len);
+}
 // The HTTP/2 client preface: kYes when buf begins with all of it.
 Scan scan_h2_preface(std::string_view buf);
 // A server's first HTTP/2 frame (SETTINGS on stream 0): h2 servers may send

@@ -42,20 +42,40 @@ Entry& Session::Impl::push_entry() {
   return e;
 }
 
-void Session::Impl::drop_front() {
-  at(0) = Entry{};
+void Session::Impl::pop_front() {
   ring_head = (ring_head + 1) & (ring.size() - 1);
   --count;
   ++front_seq;
 }
 
+void Session::Impl::drop_front() {
+  at(0) = Entry{};
+  pop_front();
+}
+
 void Session::Impl::try_emit() {
   while (count > 0 && at(0).req_done && at(0).resp_done) {
     ready.push_back(std::move(at(0).ex));
-    ring_head = (ring_head + 1) & (ring.size() - 1);
-    --count;
-    ++front_seq;
+    pop_front();
   }
+}
+
+// Moves the unfinished request in rq (if any) into its exchange.
+Entry* Session::Impl::store_partial_request(Dir& rq) {
+  Entry* e = rq.in_msg ? entry(rq.seq) : nullptr;
+  if (e) {
+    e->ex.request = std::move(rq.msg);
+    e->ex.request.complete = false;
+  }
+  return e;
+}
+
+void Session::Impl::stop_all() {
+  for (Dir& d : dirs) {
+    reset_msg(d);
+    d.state = St::kDead;
+  }
+  stash.clear();
 }
 
 void Session::Impl::resolve_await() {
@@ -73,9 +93,7 @@ void Session::Impl::enter_skip(Dir& d) {
   ++desyncs;
   d.fresh = false;
   if (d.role == Role::kRequest) {
-    if (Entry* e = d.in_msg ? entry(d.seq) : nullptr) {
-      e->ex.request = std::move(d.msg);
-      e->ex.request.complete = false;
+    if (Entry* e = store_partial_request(d)) {
       e->ex.error_type = kDesync;
       e->req_done = true;
       if (await_seq == d.seq) resolve_await();
@@ -128,23 +146,33 @@ bool Session::Impl::try_resync(Dir& d, std::string_view data) {
     if (++unknown_skipped >= kUnknownGiveUp) verdict = Verdict::kNotHttp;
     return false;
   }
-  const Scan s = d.role == Role::kRequest ? detail::scan_request_line(data)
-                                          : detail::scan_status_line(data);
-  if (s != Scan::kYes) return false;
+  if (detail::scan_start_line(data, d.role == Role::kRequest) != Scan::kYes) return false;
   d.state = St::kIdle;
   return true;
 }
 
-void Session::Impl::finish_request(Dir& d, uint64_t ts) {
+// Moves the complete message in d into its exchange (as request or response
+// by d's role) and returns to a message boundary. Returns the exchange's seq.
+uint64_t Session::Impl::store_complete(Dir& d, uint64_t ts) {
   d.msg.complete = true;
   d.msg.last_ts_ns = ts;
   const uint64_t seq = d.seq;
   if (Entry* e = entry(seq)) {
-    e->ex.request = std::move(d.msg);
-    e->req_done = true;
+    if (d.role == Role::kRequest) {
+      e->ex.request = std::move(d.msg);
+      e->req_done = true;
+    } else {
+      e->ex.response = std::move(d.msg);
+      e->resp_done = true;
+    }
   }
   reset_msg(d);
   d.state = St::kIdle;
+  return seq;
+}
+
+void Session::Impl::finish_request(Dir& d, uint64_t ts) {
+  const uint64_t seq = store_complete(d, ts);
   if (d.await_after) {
     d.await_after = false;
     d.state = St::kAwait;
@@ -156,15 +184,7 @@ void Session::Impl::finish_request(Dir& d, uint64_t ts) {
 }
 
 void Session::Impl::finish_response(Dir& d, uint64_t ts) {
-  d.msg.complete = true;
-  d.msg.last_ts_ns = ts;
-  const uint64_t seq = d.seq;
-  if (Entry* e = entry(seq)) {
-    e->ex.response = std::move(d.msg);
-    e->resp_done = true;
-  }
-  reset_msg(d);
-  d.state = St::kIdle;
+  const uint64_t seq = store_complete(d, ts);
   if (seq != kNoSeq && seq == await_seq) resolve_await();
   try_emit();
 }
@@ -176,21 +196,12 @@ void Session::Impl::finish_message(Dir& d, uint64_t ts) {
 
 void Session::Impl::go_tunnel(uint64_t seq) {
   tunnel = true;
-  Dir& rq = request_dir();
-  if (Entry* e = rq.in_msg ? entry(rq.seq) : nullptr) {
-    e->ex.request = std::move(rq.msg);
-    e->ex.request.complete = false;
-    e->req_done = true;
-  }
+  if (Entry* e = store_partial_request(request_dir())) e->req_done = true;
   // Nothing after the switching request can be HTTP/1 any more.
   if (entry(seq))
     while (next_seq() > seq + 1) at(--count) = Entry{};
   try_emit();
-  for (Dir& d : dirs) {
-    reset_msg(d);
-    d.state = St::kDead;
-  }
-  stash.clear();
+  stop_all();
 }
 
 // Oldest open request, unless this response began before a request that
@@ -299,10 +310,7 @@ void Session::Impl::on_close(std::string_view error_type) {
       e->ex.error_type = error_type;
       e->resp_done = true;
     }
-    if (Entry* e = rq.in_msg ? entry(rq.seq) : nullptr) {
-      e->ex.request = std::move(rq.msg);
-      e->ex.request.complete = false;
-    }
+    store_partial_request(rq);
   }
   for (size_t k = 0; k < count; ++k) {
     Entry& e = at(k);
@@ -310,11 +318,7 @@ void Session::Impl::on_close(std::string_view error_type) {
     e.req_done = e.resp_done = true;
   }
   try_emit();
-  for (Dir& d : dirs) {
-    reset_msg(d);
-    d.state = St::kDead;
-  }
-  stash.clear();
+  stop_all();
 }
 
 Session::Session(Side side, Limits limits) : impl_(new Impl(side, limits)) {}
@@ -354,9 +358,7 @@ std::vector<Exchange> Session::take_exchanges() {
 
 Side Session::side() const { return impl_->side; }
 Verdict Session::verdict() const { return impl_->verdict; }
-bool Session::done() const {
-  return impl_->tunnel || impl_->verdict == Verdict::kHttp2 || impl_->verdict == Verdict::kNotHttp;
-}
+bool Session::done() const { return impl_->gave_up(); }
 uint64_t Session::desyncs() const { return impl_->desyncs; }
 
 } // namespace odigos::http1

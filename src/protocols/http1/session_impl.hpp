@@ -107,9 +107,11 @@ struct Session::Impl {
 
   Impl(Side s, Limits l);
 
-  bool finished() const {
-    return closed || tunnel || verdict == Verdict::kHttp2 || verdict == Verdict::kNotHttp;
+  // Tunnel or not HTTP/1: nothing more will be decoded (Session::done).
+  bool gave_up() const {
+    return tunnel || verdict == Verdict::kHttp2 || verdict == Verdict::kNotHttp;
   }
+  bool finished() const { return closed || gave_up(); }
   bool undecided_start(const Dir& d) const { return d.fresh && verdict == Verdict::kUndecided; }
   Dir& request_dir() { return dirs[side == Side::kServer]; }
   uint64_t next_seq() const { return front_seq + count; }
@@ -126,7 +128,11 @@ struct Session::Impl {
 
   // session.cpp: open exchanges, pairing, loss and connection events.
   Entry& push_entry();
+  void pop_front();
   void drop_front();
+  Entry* store_partial_request(Dir& rq);
+  uint64_t store_complete(Dir& d, uint64_t ts);
+  void stop_all();
   void try_emit();
   void resolve_await();
   void enter_skip(Dir& d);
@@ -148,10 +154,11 @@ struct Session::Impl {
   void run_replay();
   void stash_bytes_of(std::string_view data, uint64_t missing, uint64_t ts, bool gap);
   void take_body(Dir& d, std::string_view bytes);
+  bool take_counted(Dir& d, std::string_view& p);
   void on_gap(Dir& d, std::string_view data);
   void on_missing(Dir& d, uint64_t missing, uint64_t ts);
   long take_head(Dir& d, std::string_view view, uint64_t ts);
-  void head_too_long(Dir& d);
+  void reject_head(Dir& d);
   bool step_idle(Dir& d, std::string_view& p, uint64_t ts);
   bool step_head(Dir& d, std::string_view& p, uint64_t ts);
   Line take_line(Dir& d, std::string_view& p, std::string_view& line, size_t limit);
