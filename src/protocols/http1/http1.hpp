@@ -11,17 +11,12 @@
 #include <utility>
 #include <vector>
 
+#include "protocols/common.hpp"
+
 namespace odigos::http1 {
 
-// One socket read or write as the kernel reported it.
-struct Segment {
-  uint64_t ts_ns = 0;      // when the call completed (monotonic clock)
-  uint64_t len = 0;        // true number of bytes moved by the call
-  std::string_view data;   // captured prefix: data.size() <= len; bytes [data.size(), len) are unknown
-  bool gap_before = false; // bytes were lost before this segment (ring buffer overflow)
-};
-
-enum class Side { kUnknown, kServer, kClient };
+using Segment = proto::Segment;
+using Side = proto::Side;
 
 struct Header {
   std::string name;  // lower-cased
