@@ -1,146 +1,117 @@
 #!/usr/bin/env bash
-# Overhead of odigos-trace on nginx serving a small static file, measured with wrk.
+# Overhead of odigos-trace on nginx serving a small static file, measured with wrk, with a
+# bpftrace script as a reference.
 #
-#   sudo bench/nginx_wrk.sh [PAIRS]        (default 10; see docs/BENCHMARKS.md)
+#   sudo bench/nginx_wrk.sh [ROUNDS]      (default 12 with bpftrace, 10 without; see docs/BENCHMARKS.md)
 #
 # Starts its own nginx (127.0.0.1:$PORT, $WORKERS workers, access_log off, sendfile on,
-# a 612-byte index.html), then runs PAIRS alternating pairs of
+# a 612-byte index.html), then runs ROUNDS rounds of
 #   A: wrk untraced
 #   B: wrk while `odigos-trace --pid <nginx master> -q -o FILE` runs
-# (pair order alternates AB, BA, AB... so that drift hits both sides). B waits for the
-# tracer's "attached" line before starting wrk. A B run is valid when the number of
+#   C: wrk while `bpftrace bench/bpftrace_ref.bt <nginx master and worker pids>` runs
+#      (latency histograms of read/recv*/write*/send*/sendfile of those processes)
+# The order rotates (ABC, BCA, CAB, ...; AB, BA without C) so that drift hits every side.
+# B and C start wrk only once the tracer is attached. A B run is valid when the number of
 # "kind":"request" records in FILE matches wrk's completed requests within +-CONNS
-# (requests in flight when wrk stops); invalid runs are reported and left out.
-# Prints medians, the B/A requests/s ratio with a bootstrap 95% CI (resampling pairs)
-# and the p99 latency ratio.
+# (requests in flight when wrk stops) and the tracer reports 0 events lost; a C run is valid
+# when bpftrace timed one sendfile per completed request (+-CONNS). Invalid runs are reported
+# and left out. Prints medians, the ratios B/A, C/A and B/C of requests/s and of p99 latency
+# with bootstrap 95% CIs (resampling rounds), CPU per request, the BPF programs' run time per
+# request (kernel.bpf_stats_enabled=1 for the whole benchmark, restored at exit), and the
+# tracer's memory (VmRSS, VmHWM, minus the ring buffer mapping).
 #
 # Environment: TRACER (default build/odigos-trace), PORT=18080, WORKERS=2, THREADS=1,
-# CONNS=8, DURATION=5s, OUT (results directory; default a temp dir that is kept).
-# Needs nginx (nginx-light), wrk, python3: scripts/install-deps.sh installs them.
+# CONNS=8, DURATION=5s, BPFTRACE=1 (0: no side C), BPF_STATS=1 (0: leave the sysctl alone),
+# OUT (results directory; default a temp dir that is kept).
+# Needs nginx (nginx-light), wrk, python3, bpftrace, bpftool: scripts/install-deps.sh installs them.
 set -euo pipefail
-HERE=$(cd "$(dirname "$0")" && pwd)
-REPO=$(cd "$HERE/.." && pwd)
-PAIRS=${1:-10}
-TRACER=${TRACER:-$REPO/build/odigos-trace}
-PORT=${PORT:-18080}
-WORKERS=${WORKERS:-2}
+NAME=nginx_wrk.sh
+source "$(dirname "$0")/nginx_common.sh"
 THREADS=${THREADS:-1}
 CONNS=${CONNS:-8}
 DURATION=${DURATION:-5s}
-URL="http://127.0.0.1:$PORT/index.html"
+BPFTRACE=${BPFTRACE:-1}
+BPF_STATS=${BPF_STATS:-1}
+BT_SCRIPT=$BENCH_DIR/bpftrace_ref.bt
 
-[ "$(id -u)" -eq 0 ] || { echo "nginx_wrk.sh: needs root (the tracer loads BPF programs)" >&2; exit 1; }
-for tool in nginx wrk python3; do
-  command -v "$tool" >/dev/null || { echo "nginx_wrk.sh: $tool missing: run scripts/install-deps.sh" >&2; exit 1; }
-done
-[ -x "$TRACER" ] || { echo "nginx_wrk.sh: $TRACER not found: build with scripts/build.sh or set TRACER" >&2; exit 1; }
+require_root_and_tools nginx wrk python3
+C_NOTE=
+if [ "$BPFTRACE" = 1 ]; then
+  if ! command -v bpftrace >/dev/null; then
+    BPFTRACE=0; C_NOTE="side C skipped: bpftrace not installed (scripts/install-deps.sh installs it)"
+  elif [ "$WORKERS" -gt 15 ]; then
+    BPFTRACE=0; C_NOTE="side C skipped: bpftrace_ref.bt takes at most 16 PIDs (WORKERS=$WORKERS)"
+  fi
+else
+  C_NOTE="side C skipped: BPFTRACE=0"
+fi
+[ -n "$C_NOTE" ] && echo "$NAME: $C_NOTE" >&2
+if [ "$BPFTRACE" = 1 ]; then SIDES=(A B C); DEFAULT_ROUNDS=12; else SIDES=(A B); DEFAULT_ROUNDS=10; fi
+ROUNDS=${1:-$DEFAULT_ROUNDS}
 
-WORK=$(mktemp -d /tmp/nginx-wrk.XXXXXX)
-chmod 755 "$WORK"
-# a private copy: a rebuild of build/ during the runs must not change or remove the binary
-cp "$TRACER" "$WORK/odigos-trace"
-TRACER_SRC=$TRACER
-TRACER=$WORK/odigos-trace
+setup_work nginx-wrk
 OUT=${OUT:-$WORK/results}
-mkdir -p "$OUT" "$WORK/html" "$WORK/tmp"
-NGINX_PID=; TRACER_PID=
-cleanup() {
-  [ -n "$TRACER_PID" ] && kill -INT "$TRACER_PID" 2>/dev/null || true
-  if [ -n "$NGINX_PID" ]; then kill -QUIT "$NGINX_PID" 2>/dev/null || true; wait "$NGINX_PID" 2>/dev/null || true; fi
-}
-trap cleanup EXIT
-
-# ---- nginx ---------------------------------------------------------------------------
-python3 - "$WORK/html/index.html" <<'EOF'
-import sys
-head = "<!DOCTYPE html>\n<html>\n<head><title>bench</title></head>\n<body>\n<p>"
-tail = "</p>\n</body>\n</html>\n"
-body = head + "x" * (612 - len(head) - len(tail)) + tail
-assert len(body) == 612
-open(sys.argv[1], "w").write(body)
-EOF
-chmod 644 "$WORK/html/index.html"
-cat >"$WORK/nginx.conf" <<EOF
-daemon off;
-master_process on;
-worker_processes $WORKERS;
-user www-data;
-pid $WORK/nginx.pid;
-error_log $WORK/error.log warn;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  sendfile on;
-  keepalive_requests 1000000;
-  default_type text/html;
-  client_body_temp_path $WORK/tmp/body;
-  proxy_temp_path $WORK/tmp/proxy;
-  fastcgi_temp_path $WORK/tmp/fastcgi;
-  uwsgi_temp_path $WORK/tmp/uwsgi;
-  scgi_temp_path $WORK/tmp/scgi;
-  server {
-    listen 127.0.0.1:$PORT;
-    root $WORK/html;
-  }
-}
-EOF
-nginx -c "$WORK/nginx.conf" -p "$WORK" 2>"$WORK/nginx.stderr" &
-NGINX_PID=$!
-for _ in $(seq 100); do
-  python3 -c "import urllib.request,sys; urllib.request.urlopen('$URL', timeout=1).read()" 2>/dev/null && break
-  kill -0 "$NGINX_PID" 2>/dev/null || { cat "$WORK/nginx.stderr" "$WORK/error.log" >&2 2>/dev/null; exit 1; }
-  sleep 0.1
-done
-echo "nginx master $NGINX_PID, workers: $(pgrep -P "$NGINX_PID" | tr '\n' ' ')"
+mkdir -p "$OUT"
+BPF_NOTE="kernel.bpf_stats_enabled left alone (BPF_STATS=0): BPF run times are not measured"
+if [ "$BPF_STATS" = 1 ]; then
+  if enable_bpf_stats; then
+    BPF_NOTE="kernel.bpf_stats_enabled=1 during every run (was $BPF_STATS_OLD; restored at exit): adds two clock reads per BPF program run on sides B and C"
+  else BPF_NOTE="kernel.bpf_stats_enabled unavailable: BPF run times are not measured"; fi
+fi
+start_nginx
+echo "nginx master $NGINX_PID, workers: $(nginx_workers)"
 
 # ---- runs ------------------------------------------------------------------------------
-STATS="python3 $HERE/nginx_wrk_stats.py"
-printf 'pair\tside\torder\trps\tcompleted\tp99_us\trecords\tvalid\tnginx_cpu_s\twrk_cpu_s\ttracer_cpu_s\ttracer_summary\n' >"$OUT/runs.tsv"
+# one line of runs.tsv: the fields joined by tabs (24 columns)
+row() { local IFS=$'\t'; echo "$*"; }
+row pair side order rps completed p99_us records valid drops nginx_cpu_s wrk_cpu_s tracer_user_s tracer_sys_s tracer_cpu_s \
+  bpf_ns bpf_runs bpf_progs hwm_start_kb rss_kb hwm_kb bpfmap_kb anon_kb timed_calls tracer_summary >"$OUT/runs.tsv"
 
 # wrk; its CPU seconds go to $1.cpu
-run_wrk() { $STATS run "$1" wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency "$URL"; }
+run_wrk() { fg_run $STATS run "$1" wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency "$URL"; }
 
-# CPU seconds (user + system) of a process, from /proc/PID/stat fields 14 and 15
-proc_cpu() {
-  awk -v hz="$(getconf CLK_TCK)" '{sub(/^.*\) /, ""); printf "%.3f", ($12 + $13) / hz}' /proc/"$1"/stat 2>/dev/null || echo 0
-}
-# ... of the nginx master and its workers
-nginx_cpu() {
-  local total=0 p
-  for p in "$NGINX_PID" $(pgrep -P "$NGINX_PID"); do
-    total=$(awk -v a="$total" -v b="$(proc_cpu "$p")" 'BEGIN{printf "%.3f", a + b}')
-  done
-  echo "$total"
-}
-sub() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.3f", b - a}'; }
+within_conns() { [ $(($1 - $2)) -le "$CONNS" ] && [ $(($2 - $1)) -le "$CONNS" ]; }
 
 record_count() { grep -c '"kind":"request"' "$1" 2>/dev/null || true; }
 
-run_a() { # pair order
-  local n0 n1
+run_a() { # round order
+  local n0 n1 rps completed p99
   n0=$(nginx_cpu)
   run_wrk "$OUT/wrk-$1-A.txt"
   n1=$(nginx_cpu)
   read -r rps completed p99 < <($STATS parse "$OUT/wrk-$1-A.txt")
-  printf '%s\tA\t%s\t%s\t%s\t%s\t-\t-\t%s\t%s\t-\t-\n' "$1" "$2" "$rps" "$completed" "$p99" \
-    "$(sub "$n0" "$n1")" "$(cat "$OUT/wrk-$1-A.txt.cpu")" >>"$OUT/runs.tsv"
-  printf '  pair %2d A: %9.0f req/s  p99 %7.0f us\n' "$1" "$rps" "$p99"
+  row "$1" A "$2" "$rps" "$completed" "$p99" - - - "$(fsub "$n0" "$n1")" "$(cat "$OUT/wrk-$1-A.txt.cpu")" \
+    - - - - - - - - - - - - - >>"$OUT/runs.tsv"
+  printf '  round %2d A: %9.0f req/s  p99 %7.0f us\n' "$1" "$rps" "$p99"
 }
 
-run_b() { # pair order
-  local nd="$OUT/trace-$1.ndjson" err="$OUT/tracer-$1.err" n0 n1
+# traced_wrk ROUND SIDE PID: wrk while PID (tracer or bpftrace) runs; BPF program snapshots
+# around wrk; sets n_cpu, rps, completed, p99, bpf_ns, bpf_runs, bpf_progs, hwm_start
+traced_wrk() {
+  local n0 n1
+  $STATS bpfprogs "$3" >"$OUT/bpf-$1-$2.before"
+  # peak RSS while starting; then VmHWM restarts from the current RSS (peak during the run)
+  read -r _ hwm_start _ _ < <($STATS mem-reset "$3")
+  n0=$(nginx_cpu)
+  run_wrk "$OUT/wrk-$1-$2.txt"
+  n1=$(nginx_cpu)
+  $STATS bpfprogs "$3" >"$OUT/bpf-$1-$2.after"
+  read -r bpf_ns bpf_runs bpf_progs < <($STATS bpfdelta "$OUT/bpf-$1-$2.before" "$OUT/bpf-$1-$2.after" "$OUT/bpf-$1-$2.tsv")
+  rm -f "$OUT/bpf-$1-$2.before" "$OUT/bpf-$1-$2.after"
+  n_cpu=$(fsub "$n0" "$n1")
+  read -r rps completed p99 < <($STATS parse "$OUT/wrk-$1-$2.txt")
+}
+
+run_b() { # round order
+  local nd="$OUT/trace-$1.ndjson" err="$OUT/tracer-$1.err" pid
   rm -f "$nd"; : >"$err"
   "$TRACER" --pid "$NGINX_PID" -q -o "$nd" 2>"$err" &
-  TRACER_PID=$!
-  for _ in $(seq 300); do
-    grep -q attached "$err" && break
-    kill -0 "$TRACER_PID" 2>/dev/null || { cat "$err" >&2; exit 1; }
-    sleep 0.05
-  done
-  grep -q attached "$err" || { echo "tracer did not attach:" >&2; cat "$err" >&2; exit 1; }
-  n0=$(nginx_cpu)
-  run_wrk "$OUT/wrk-$1-B.txt"
-  n1=$(nginx_cpu)
+  pid=$!; register_bg "$pid"
+  wait_attached "$pid" "$err"
+  local tu0 ts0 tc0
+  read -r tu0 ts0 < <(proc_cpu_split "$pid") # CPU from here on: attach and startup excluded
+  tc0=$(proc_cpu_ns "$pid")
+  traced_wrk "$1" B "$pid"
   # let the tracer catch up: stop once the record count is stable for 1 s (at most 30 s)
   local prev=-1 cur
   for _ in $(seq 60); do
@@ -149,36 +120,85 @@ run_b() { # pair order
     prev=$cur
     sleep 0.5
   done
-  local tcpu
-  tcpu=$(proc_cpu "$TRACER_PID")
-  kill -INT "$TRACER_PID"; wait "$TRACER_PID" || true; TRACER_PID=
-  local records summary
+  local tu ts rss hwm maps anon
+  local tc
+  read -r tu ts < <(proc_cpu_split "$pid")
+  tu=$(fsub "$tu0" "$tu"); ts=$(fsub "$ts0" "$ts"); tc=$(awk -v a="$tc0" -v b="$(proc_cpu_ns "$pid")" 'BEGIN{printf "%.4f", b - a}')
+  read -r rss hwm maps anon < <($STATS mem "$pid")
+  stop_bg "$pid" 60
+  local records s_records drops events summary valid=yes
   records=$(record_count "$nd")
+  read -r s_records drops events < <($STATS summary-line "$err")
   summary=$(grep -E 'records|lost' "$err" | tail -1 | sed 's/^odigos-trace: //' | tr '\t' ' ')
-  read -r rps completed p99 < <($STATS parse "$OUT/wrk-$1-B.txt")
-  local valid=yes
-  if [ $((records - completed)) -gt "$CONNS" ] || [ $((completed - records)) -gt "$CONNS" ]; then valid=no; fi
-  printf '%s\tB\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$rps" "$completed" "$p99" "$records" \
-    "$valid" "$(sub "$n0" "$n1")" "$(cat "$OUT/wrk-$1-B.txt.cpu")" "$tcpu" "$summary" >>"$OUT/runs.tsv"
-  printf '  pair %2d B: %9.0f req/s  p99 %7.0f us  wrk completed %s, records %s (%s), tracer CPU %ss  [%s]\n' \
-    "$1" "$rps" "$p99" "$completed" "$records" "$([ $valid = yes ] && echo valid || echo INVALID)" "$tcpu" "$summary"
+  within_conns "$records" "$completed" || valid=no
+  [ "$drops" = 0 ] || valid=no
+  grep -q 'events lost (ring buffer full)' "$err" && valid=no
+  row "$1" B "$2" "$rps" "$completed" "$p99" "$records" "$valid" "$drops" "$n_cpu" "$(cat "$OUT/wrk-$1-B.txt.cpu")" \
+    "$tu" "$ts" "$tc" "$bpf_ns" "$bpf_runs" "$bpf_progs" "$hwm_start" "$rss" "$hwm" "$maps" "$anon" - "$summary" >>"$OUT/runs.tsv"
+  printf '  round %2d B: %9.0f req/s  p99 %7.0f us  wrk completed %s, records %s, lost %s (%s); tracer CPU %ss (user %ss, sys %ss); BPF %s ns/req; RSS %s MiB (peak %s, at start %s, ring buffer maps %s)\n' \
+    "$1" "$rps" "$p99" "$completed" "$records" "$drops" "$([ $valid = yes ] && echo valid || echo INVALID)" "$tc" "$tu" "$ts" \
+    "$(awk -v a="$bpf_ns" -v n="$completed" 'BEGIN{printf "%.0f", n ? a / n : 0}')" \
+    "$((rss / 1024))" "$((hwm / 1024))" "$((hwm_start / 1024))" "$((maps / 1024))"
   rm -f "$nd" # large; the count is in runs.tsv
+}
+
+run_c() { # round order
+  local err="$OUT/bpftrace-$1.err" hist="$OUT/bpftrace-$1.out" pid
+  # shellcheck disable=SC2046
+  bpftrace "$BT_SCRIPT" "$NGINX_PID" $(nginx_workers) >"$hist" 2>"$err" &
+  pid=$!; register_bg "$pid"
+  # bpftrace prints "Attaching N probes..." on stdout
+  $STATS attached-wait "$pid" "$hist" || { cat "$hist" "$err" >&2; die "bpftrace did not attach"; }
+  local tu0 ts0 tc0
+  read -r tu0 ts0 < <(proc_cpu_split "$pid") # bpftrace's compile and attach excluded
+  tc0=$(proc_cpu_ns "$pid")
+  traced_wrk "$1" C "$pid"
+  local tu ts rss hwm maps anon
+  local tc
+  read -r tu ts < <(proc_cpu_split "$pid")
+  tu=$(fsub "$tu0" "$tu"); ts=$(fsub "$ts0" "$ts"); tc=$(awk -v a="$tc0" -v b="$(proc_cpu_ns "$pid")" 'BEGIN{printf "%.4f", b - a}')
+  read -r rss hwm maps anon < <($STATS mem "$pid")
+  stop_bg "$pid" 60
+  local total sf wv rf valid=yes
+  read -r total sf wv rf < <($STATS bthist "$hist")
+  within_conns "$sf" "$completed" || valid=no
+  row "$1" C "$2" "$rps" "$completed" "$p99" - "$valid" - "$n_cpu" "$(cat "$OUT/wrk-$1-C.txt.cpu")" \
+    "$tu" "$ts" "$tc" "$bpf_ns" "$bpf_runs" "$bpf_progs" "$hwm_start" "$rss" "$hwm" "$maps" "$anon" "$total" \
+    "$($STATS bthist-names "$hist")" >>"$OUT/runs.tsv"
+  printf '  round %2d C: %9.0f req/s  p99 %7.0f us  wrk completed %s, bpftrace timed %s calls (sendfile %s, writev %s, recvfrom %s) (%s); BPF %s ns/req\n' \
+    "$1" "$rps" "$p99" "$completed" "$total" "$sf" "$wv" "$rf" "$([ $valid = yes ] && echo valid || echo INVALID)" \
+    "$(awk -v a="$bpf_ns" -v n="$completed" 'BEGIN{printf "%.0f", n ? a / n : 0}')"
 }
 
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "warm-up (discarded)"
-wrk -t"$THREADS" -c"$CONNS" -d2s "$URL" >/dev/null
-for ((p = 1; p <= PAIRS; p++)); do
-  if ((p % 2)); then run_a "$p" AB; run_b "$p" AB; else run_b "$p" BA; run_a "$p" BA; fi
+fg_run $STATS run "$OUT/wrk-warmup.txt" wrk -t"$THREADS" -c"$CONNS" -d2s "$URL"
+n=${#SIDES[@]}
+for ((p = 1; p <= ROUNDS; p++)); do
+  # rotate: ABC, BCA, CAB, ... (AB, BA with two sides)
+  order=
+  for ((i = 0; i < n; i++)); do order+=${SIDES[$(((p - 1 + i) % n))]}; done
+  for ((i = 0; i < n; i++)); do
+    case ${order:$i:1} in
+      A) run_a "$p" "$order" ;;
+      B) run_b "$p" "$order" ;;
+      C) run_c "$p" "$order" ;;
+    esac
+  done
 done
 
 # ---- summary -----------------------------------------------------------------------------
 {
-  echo "machine: $(nproc) vCPUs ($(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')), kernel $(uname -r)"
-  echo "cores: not pinned; nginx ($WORKERS workers), wrk (-t$THREADS -c$CONNS) and the tracer share all $(nproc) vCPUs"
-  echo "tracer: $TRACER_SRC (built $(date -u -r "$TRACER_SRC" +%FT%TZ 2>/dev/null || echo '?'); $("$TRACER" --version 2>/dev/null | head -1); repository HEAD now $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?'))"
+  machine_note
+  cores_note
+  tracer_note
   echo "load average at start: $LOAD_START; at end: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine adds noise)"
   echo "command: wrk -t$THREADS -c$CONNS -d$DURATION --latency $URL; B adds: $(basename "$TRACER") --pid <nginx master> -q -o FILE"
+  if [ "$BPFTRACE" = 1 ]; then
+    echo "C adds: bpftrace bench/bpftrace_ref.bt <master and worker pids> ($(bpftrace --version 2>/dev/null | head -1))"
+  else echo "$C_NOTE"; fi
+  echo "$BPF_NOTE"
+  echo "round orders: ${SIDES[*]} rotated each round; $ROUNDS rounds"
 } | tee "$OUT/meta.txt"
 $STATS summary "$OUT/runs.tsv" | tee "$OUT/summary.txt"
 echo "raw results: $OUT"

@@ -91,14 +91,6 @@ struct {
 	__type(value, __u8);
 } listen_ports SEC(".maps") __weak;
 
-/* socket cookie → when its first unread byte arrived (sk_data_ready). */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64);
-	__type(value, __u64);
-} arrivals SEC(".maps") __weak;
-
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, OT_DROP__COUNT);

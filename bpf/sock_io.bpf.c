@@ -99,19 +99,21 @@ static __always_inline int handle_io(struct sock *sk, int ret, int flags, __u8 d
 	struct ot_conn_state *st = bpf_map_lookup_elem(&conns, &cookie);
 	if (!st) {
 		struct ot_conn_state init = {};
-		__u64 skp = (__u64)sk;
-		__u8 *role = bpf_map_lookup_elem(&accepted_socks, &skp);
-		init.tgid = tgid;
-		if (role) {
-			init.role = *role;
-			bpf_map_delete_elem(&accepted_socks, &skp);
-		}
 		bpf_map_update_elem(&conns, &cookie, &init, BPF_NOEXIST);
 		st = bpf_map_lookup_elem(&conns, &cookie);
 		if (!st) {
 			count_drop(OT_DROP_CONN_TABLE);
 			return 0;
 		}
+	}
+	if (!st->tgid) { /* first I/O: new entry, or one sk_data_ready made */
+		__u64 skp = (__u64)sk;
+		__u8 *role = bpf_map_lookup_elem(&accepted_socks, &skp);
+		if (role) {
+			st->role = *role;
+			bpf_map_delete_elem(&accepted_socks, &skp);
+		}
+		st->tgid = tgid;
 	}
 	if (st->flags & OT_CONN_IGNORE)
 		return 0;
@@ -142,14 +144,9 @@ static __always_inline int handle_io(struct sock *sk, int ret, int flags, __u8 d
 		if (BPF_CORE_READ(tp, write_seq) == BPF_CORE_READ(tp, snd_nxt))
 			ev->wire_ns = st->send_ns;
 	}
-	if (dir == OT_DIR_INGRESS && sk->sk_protocol == IPPROTO_TCP) {
+	if (dir == OT_DIR_INGRESS && st->arrive_ns)
 		/* Any read (EOF included) consumes it: a FIN also signals data ready. */
-		__u64 *arrived = bpf_map_lookup_elem(&arrivals, &cookie);
-		if (arrived) {
-			ev->wire_ns = *arrived;
-			bpf_map_delete_elem(&arrivals, &cookie);
-		}
-	}
+		ev->wire_ns = __sync_lock_test_and_set(&st->arrive_ns, 0);
 
 	struct task_struct *task = bpf_get_current_task_btf();
 	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
@@ -210,11 +207,18 @@ int BPF_PROG(ot_sk_data_ready, const struct sock *sk)
 		return 0;
 	if (sk->sk_protocol != IPPROTO_TCP)
 		return 0;
-	/* Keyed by cookie, never reused: an entry left by a socket that was
-	 * closed without a read cannot be taken for a later socket's arrival. */
+	/* In the connection's own entry (keyed by cookie, never reused), made
+	 * here when the first request arrives before the first read: a field
+	 * write instead of a hash insert and delete per request. */
 	__u64 cookie = bpf_get_socket_cookie((void *)sk);
-	__u64 now = bpf_ktime_get_ns();
-	bpf_map_update_elem(&arrivals, &cookie, &now, BPF_NOEXIST);
+	struct ot_conn_state *st = bpf_map_lookup_elem(&conns, &cookie);
+	if (!st) {
+		struct ot_conn_state init = {.arrive_ns = bpf_ktime_get_ns()};
+		bpf_map_update_elem(&conns, &cookie, &init, BPF_NOEXIST);
+		return 0;
+	}
+	if (!st->arrive_ns)
+		st->arrive_ns = bpf_ktime_get_ns();
 	return 0;
 }
 

@@ -133,6 +133,9 @@ struct ot_conn_state {
 	__u8 _pad[3];
 	__u32 retransmits;
 	__u64 send_ns; /* when tcp_sendmsg_locked last ran for this socket */
+	__u64 arrive_ns; /* server side: when the first unread byte arrived (sk_data_ready);
+			  * 0 once a read consumed it. An entry made by sk_data_ready
+			  * before the first read has tgid 0 (set by that read). */
 };
 
 /* Key of the --exe target table: the executable's inode. */

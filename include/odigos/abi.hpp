@@ -15,4 +15,4 @@ static_assert(offsetof(ot_data_event, cookie) == 24);
 static_assert(offsetof(ot_data_event, pos) == 32);
 static_assert(sizeof(ot_conn_event) == 112);
 static_assert(sizeof(ot_proc_event) == 48);
-static_assert(sizeof(ot_conn_state) == 40);
+static_assert(sizeof(ot_conn_state) == 48);

@@ -126,10 +126,17 @@ int run_tracer(const Options& opt_in, const char* self_exe) {
     // leaves an existing file as it was, and removes one we created.
     struct stat before{};
     output_created = stat(opt.output.c_str(), &before) != 0;
-    int fd = open(opt.output.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    // O_APPEND: a file truncated behind our back (logrotate copytruncate)
+    // continues at its new end instead of becoming sparse.
+    int fd = open(opt.output.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     if (fd < 0) return error_exit(fmt::format("cannot write '{}': {}", opt.output, strerror(errno)));
-    output_fd = fd;
-    fchmod(fd, 0600); // an existing file keeps its mode otherwise
+    struct stat st{};
+    // Only a regular file is made private and truncated: -o /dev/null or a
+    // FIFO must keep its mode (as root, chmod of /dev/null breaks the host).
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+      output_fd = fd;
+      fchmod(fd, 0600); // an existing file keeps its mode otherwise
+    }
     out_file = fdopen(fd, "w");
     static char buf[1 << 16];
     setvbuf(out_file, buf, _IOFBF, sizeof(buf));
@@ -268,7 +275,7 @@ int run_tracer(const Options& opt_in, const char* self_exe) {
 
   std::set<uint32_t> processes_seen;
   uint64_t records = 0;
-  auto emit = [&](Record&& r) {
+  auto emit = [&](const Record& r) {
     records++;
     if (r.pid) processes_seen.insert(r.pid);
     for (auto& s : sinks) s->write(r);
@@ -278,6 +285,7 @@ int run_tracer(const Options& opt_in, const char* self_exe) {
   topt.record.show_body = opt.show_body;
   topt.record.redact = opt.redact;
   topt.http_limits.max_body_keep = std::max<size_t>(opt.show_body, 0);
+  topt.max_connections = opt.max_connections;
   ConnTracker tracker(
       topt, clock, emit, [&](uint64_t cookie) { probes->ignore_conn(cookie); },
       [&](const ot_proc_event&) {});
@@ -354,7 +362,7 @@ int run_tracer(const Options& opt_in, const char* self_exe) {
         r.start_ns = clock.to_wall_ns(now);
         r.set("odigos.lost_events", int64_t(d - dropped_reported));
         r.set("odigos.lost_events_total", int64_t(d));
-        emit(std::move(r));
+        emit(r);
         records--; // not a decoded record
         fmt::print(stderr, "odigos-trace: warning: {} events lost (ring buffer full); "
                            "affected connections resynchronise\n", d - dropped_reported);
@@ -419,10 +427,13 @@ int run_tracer(const Options& opt_in, const char* self_exe) {
   if (!broken_pipe || opt.verbose)
     fmt::print(stderr,
                "odigos-trace: {} ({:.1f} s): {} records from {} processes; {} connections, "
-               "{} not HTTP (ignored); {} events lost{}{}\n",
+               "{} not decoded (ignored); {} events, {} events lost{}{}{}\n",
                stop_reason ? stop_reason : "stopped", secs, st.records, processes_seen.size(),
-               st.connections, st.not_http, drops,
+               st.connections, st.not_http, st.events, drops,
                table_drops ? fmt::format(", {} connections untracked (table full)", table_drops) : "",
+               st.evicted ? fmt::format(", {} connections evicted (--max-connections {})",
+                                        st.evicted, opt.max_connections)
+                          : "",
                st.gaps ? fmt::format(", {} stream gaps", st.gaps) : "");
   if (!sink_error.empty() && !broken_pipe) {
     fmt::print(stderr, "odigos-trace: error: {}\n", sink_error);

@@ -106,7 +106,7 @@ ParseOutcome parse_options(int argc, char** argv) {
   app.add_option("--cgroup", o.cgroups, "Only processes in this cgroup v2 directory (repeatable)");
   app.add_option("--unit", o.units, "Only processes of this systemd unit (repeatable)");
   app.add_option("-u,--user", o.user, "Run the launched command as USER (default: $SUDO_USER under sudo)");
-  std::string duration, show, capture, ringbuf;
+  std::string duration, show, capture, ringbuf, max_conns;
   app.add_option("-d,--duration", duration, "Stop after this long (e.g. 30s, 5m, 250ms)");
   app.add_flag("-j,--json", o.json, "Write NDJSON records to standard output");
   app.add_option("-o,--output", o.output, "Write NDJSON records to FILE (created mode 0600)");
@@ -116,6 +116,8 @@ ParseOutcome parse_options(int argc, char** argv) {
   app.add_flag("--no-redact", no_redact, "Show secrets (Authorization, Cookie, credential query values) verbatim");
   app.add_option("--capture-size", capture, "Payload bytes copied per socket call (default 4096, max 16384)");
   app.add_option("--ringbuf-size", ringbuf, "Kernel ring buffer size (default 16M, power of two)");
+  app.add_option("--max-connections", max_conns,
+                 "Connections tracked at once (default 65536); beyond, the longest idle is evicted");
   app.add_flag("-v,--verbose", o.verbose, "Debug output from libbpf and the loader");
   app.add_flag("--no-color", o.color_never, "Never colour the terminal output");
 
@@ -177,6 +179,16 @@ ParseOutcome parse_options(int argc, char** argv) {
     if (!n || *n < 4096 || *n > (1ull << 30) || (*n & (*n - 1)) != 0)
       return fail("--ringbuf-size must be a power of two between 4K and 1G, got '" + ringbuf + "'");
     o.ringbuf_bytes = uint32_t(*n);
+  }
+  if (app.count("--max-connections") > 0) {
+    // A count: plain decimal digits only (no sign, no unit, no spaces).
+    auto is_digit = [](char c) { return c >= '0' && c <= '9'; };
+    bool digits = max_conns.size() <= 9 && std::all_of(max_conns.begin(), max_conns.end(), is_digit);
+    unsigned long n = digits ? strtoul(max_conns.c_str(), nullptr, 10) : 0;
+    if (n < 1 || n > kMaxConnectionsLimit)
+      return fail("--max-connections must be a whole number between 1 and " +
+                  std::to_string(kMaxConnectionsLimit) + ", got '" + max_conns + "'");
+    o.max_connections = n;
   }
   for (auto p : o.pids)
     if (p == 0) return fail("--pid: 0 is not a process ID");

@@ -14,6 +14,10 @@ constexpr int kExitError = 125;       // odigos-trace itself failed (message on 
 constexpr int kExitCannotExec = 126;  // launch mode: command found but not executable
 constexpr int kExitNotFound = 127;    // launch mode: command not found
 
+// Upper bound of --max-connections (each tracked connection costs a few hundred
+// bytes plus its buffered, undecoded bytes).
+constexpr size_t kMaxConnectionsLimit = 16u << 20;
+
 struct Options {
   std::vector<uint32_t> pids;
   std::vector<std::string> exes;
@@ -33,6 +37,7 @@ struct Options {
   bool redact = true;
   uint32_t capture_size = 4096;
   uint32_t ringbuf_bytes = 16u << 20;
+  size_t max_connections = 65536;   // user-space connection table; longest-idle evicted beyond
   bool verbose = false;
   bool color_never = false;
 

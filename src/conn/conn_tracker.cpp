@@ -19,22 +19,26 @@ struct ConnTracker::Conn {
   uint64_t close_ts = 0;  // set when the kernel reported the close
   const char* close_reason = nullptr;
   uint64_t last_ts_dir[2] = {0, 0}; // last call per direction (ingress, egress)
-  http1::Session session;
-  Conn(http1::Side side, const http1::Limits& lim) : session(side, lim) {}
+  std::unique_ptr<Decoder> dec;      // chosen by the first bytes (or options)
+  std::list<uint64_t>::iterator lru; // position in ConnTracker::lru_ (back: most recent)
+  int undetected = 0;                // segments seen before a protocol was recognised
 };
 
-static http1::Side side_of(uint8_t role) {
+static proto::Side side_of(uint8_t role) {
   switch (role) {
-  case OT_ROLE_SERVER: return http1::Side::kServer;
-  case OT_ROLE_CLIENT: return http1::Side::kClient;
-  default: return http1::Side::kUnknown;
+  case OT_ROLE_SERVER: return proto::Side::kServer;
+  case OT_ROLE_CLIENT: return proto::Side::kClient;
+  default: return proto::Side::kUnknown;
   }
 }
 
 ConnTracker::ConnTracker(TrackerOptions opt, const WallClock& clock, EmitFn emit,
                          IgnoreFn ignore, ProcFn on_proc)
     : opt_(std::move(opt)), clock_(clock), emit_(std::move(emit)), ignore_(std::move(ignore)),
-      on_proc_(std::move(on_proc)) {}
+      on_proc_(std::move(on_proc)) {
+  // Headers the records do not use are only kept when they are shown.
+  opt_.http_limits.keep_all_headers = opt_.record.show_headers;
+}
 
 ConnTracker::~ConnTracker() = default;
 
@@ -45,25 +49,37 @@ const std::string& ConnTracker::command_of(uint32_t tgid) {
 }
 
 void ConnTracker::evict_if_full() {
-  if (conns_.size() < opt_.max_connections) return;
-  // Evict the connection idle the longest. O(n), but only when the table is full.
-  auto victim = conns_.begin();
-  for (auto it = conns_.begin(); it != conns_.end(); ++it)
-    if (it->second->last_ts < victim->second->last_ts) victim = it;
+  if (conns_.size() < opt_.max_connections || lru_.empty()) return;
+  // The connection idle the longest: the front of the activity list, O(1).
+  uint64_t victim = lru_.front();
+  auto it = conns_.find(victim);
   stats_.evicted++;
-  close_conn(victim->first, victim->second->last_ts, "evicted");
+  close_conn(victim, it != conns_.end() ? it->second->last_ts : 0, "evicted");
+}
+
+void ConnTracker::touch(Conn& c) {
+  if (c.lru != std::prev(lru_.end())) lru_.splice(lru_.end(), lru_, c.lru);
+}
+
+ConnTracker::Conn* ConnTracker::find(uint64_t cookie) {
+  auto it = conns_.find(cookie);
+  return it == conns_.end() ? nullptr : it->second.get();
 }
 
 ConnTracker::Conn& ConnTracker::conn_for(uint64_t cookie, uint32_t tgid, uint8_t role,
                                          uint64_t ts) {
   auto it = conns_.find(cookie);
-  if (it != conns_.end()) return *it->second;
+  if (it != conns_.end()) {
+    touch(*it->second);
+    return *it->second;
+  }
   evict_if_full();
-  auto c = std::make_unique<Conn>(side_of(role), opt_.http_limits);
+  auto c = std::make_unique<Conn>();
   c->role = role;
   c->id.pid = tgid;
   c->id.command = command_of(tgid);
   c->last_ts = ts;
+  c->lru = lru_.insert(lru_.end(), cookie);
   stats_.connections++;
   return *conns_.emplace(cookie, std::move(c)).first->second;
 }
@@ -116,6 +132,9 @@ bool ConnTracker::handle(const void* data, size_t size) {
 }
 
 void ConnTracker::on_data(const ot_data_event& ev, const uint8_t* payload) {
+  // An end or error of a connection we do not hold (evicted, or never seen
+  // with data) has nothing to finish: do not make (and evict for) a new one.
+  if ((ev.flags & (OT_DATA_EOF | OT_DATA_ERROR)) && !find(ev.cookie)) return;
   Conn& c = conn_for(ev.cookie, ev.hdr.tgid, ev.role, ev.hdr.ts_ns);
   c.last_ts = ev.hdr.ts_ns;
   c.id.tid = ev.hdr.tid;
@@ -128,26 +147,29 @@ void ConnTracker::on_data(const ot_data_event& ev, const uint8_t* payload) {
   // the sender's call returned. A wire time older than the previous call in the
   // same direction belongs to bytes already seen. The client side keeps its read
   // times: its latency ends when the response was read.
+  proto::Side side = c.dec ? c.dec->side() : side_of(c.role);
   uint64_t seg_ts = ev.hdr.ts_ns;
-  bool wire_applies = !ingress || c.session.side() != http1::Side::kClient;
+  bool wire_applies = !ingress || side != proto::Side::kClient;
   if (wire_applies && ev.wire_ns && ev.wire_ns <= ev.hdr.ts_ns && ev.wire_ns > c.last_ts_dir[d])
     seg_ts = ev.wire_ns;
   c.last_ts_dir[d] = ev.hdr.ts_ns;
 
   if (ev.flags & OT_DATA_ERROR) {
-    if (ev.err == -ECONNRESET || ev.err == -EPIPE || ev.err == -ETIMEDOUT) {
+    if (c.dec && (ev.err == -ECONNRESET || ev.err == -EPIPE || ev.err == -ETIMEDOUT)) {
       const char* why = ev.err == -ETIMEDOUT ? "timeout" : "connection_reset";
-      c.session.on_close(ev.hdr.ts_ns, why);
+      c.dec->on_close(ev.hdr.ts_ns, why);
       drain(c, ev.hdr.ts_ns);
     }
     return;
   }
   if (ev.flags & OT_DATA_EOF) {
-    c.session.on_eof(ingress, ev.hdr.ts_ns);
-    drain(c, ev.hdr.ts_ns);
+    if (c.dec) {
+      c.dec->on_eof(ingress, ev.hdr.ts_ns);
+      drain(c, ev.hdr.ts_ns);
+    }
     return;
   }
-  http1::Segment seg;
+  proto::Segment seg;
   seg.ts_ns = seg_ts;
   seg.len = ev.len;
   seg.data = std::string_view(reinterpret_cast<const char*>(payload), ev.cap);
@@ -157,26 +179,43 @@ void ConnTracker::on_data(const ot_data_event& ev, const uint8_t* payload) {
   }
   c.pos_known[d] = true;
   c.next_pos[d] = ev.pos + ev.len;
-  c.session.on_data(ingress, seg);
+  if (!c.dec) {
+    Protocol p = detect_protocol(seg.data, ingress, side_of(c.role), c.id.local.port,
+                                 c.id.remote.port, opt_.detect);
+    if (p == Protocol::kUnknown) { // not ours (or not enough bytes yet to tell)
+      if (++c.undetected >= kDetectGiveUp) reject(ev.cookie, c);
+      return;
+    }
+    c.dec = make_decoder(p, side_of(c.role), opt_.limits());
+    if (!c.dec) {
+      reject(ev.cookie, c);
+      return;
+    }
+  }
+  c.dec->on_data(ingress, seg);
   drain(c, ev.hdr.ts_ns);
   check_verdict(ev.cookie, c, ev.hdr.ts_ns);
 }
 
 void ConnTracker::drain(Conn& c, uint64_t end_hint) {
-  for (const auto& ex : c.session.take_exchanges()) {
-    Record r = http1_record(ex, c.session.side(), c.id, clock_, opt_.record, end_hint);
-    stats_.records++;
-    emit_(std::move(r));
-  }
+  if (!c.dec) return;
+  RecordOut out{c.id, clock_, opt_.record, scratch_, emit_, stats_.records};
+  c.dec->drain(out, end_hint);
+}
+
+void ConnTracker::reject(uint64_t cookie, Conn& c) {
+  stats_.not_http++;
+  c.ignored = true;
+  if (ignore_) ignore_(cookie);
 }
 
 void ConnTracker::check_verdict(uint64_t cookie, Conn& c, uint64_t ts) {
-  if (!c.session.done() || c.ignored) return;
-  auto v = c.session.verdict();
-  if (v == http1::Verdict::kHttp2 && !c.reported) {
-    Record r;
+  if (c.ignored || !c.dec->done()) return;
+  if (const char* note = c.dec->done_note(); note && !c.reported) {
+    Record& r = scratch_;
+    r.clear();
     r.kind = RecordKind::kConnection;
-    r.protocol = "http2";
+    r.protocol = c.dec->done_protocol();
     r.side = c.role == OT_ROLE_SERVER ? RecordSide::kServer
              : c.role == OT_ROLE_CLIENT ? RecordSide::kClient
                                         : RecordSide::kUnknown;
@@ -185,16 +224,16 @@ void ConnTracker::check_verdict(uint64_t cookie, Conn& c, uint64_t ts) {
     r.command = c.id.command;
     r.start_ns = clock_.to_wall_ns(ts);
     r.complete = false;
-    r.set("odigos.note", std::string("http2, not decoded yet"));
+    r.set("odigos.note", std::string(note));
     if (c.id.addrs_known) {
-      r.set("network.peer.address", format_addr(c.id.remote));
+      r.set("network.peer.address", c.id.remote_str);
       r.set("network.peer.port", int64_t(c.id.remote.port));
     }
     c.reported = true;
     stats_.records++;
-    emit_(std::move(r));
+    emit_(r);
   }
-  if (v == http1::Verdict::kNotHttp) stats_.not_http++;
+  if (c.dec->rejected()) stats_.not_http++;
   c.ignored = true;
   if (ignore_) ignore_(cookie);
 }
@@ -203,11 +242,12 @@ void ConnTracker::close_conn(uint64_t cookie, uint64_t ts, const char* error_typ
   auto it = conns_.find(cookie);
   if (it == conns_.end()) return;
   Conn& c = *it->second;
-  if (!c.ignored) {
-    c.session.on_close(ts, error_type);
+  if (!c.ignored && c.dec) {
+    c.dec->on_close(ts, error_type);
     drain(c, ts);
   }
-  stats_.desyncs += c.session.desyncs();
+  if (c.dec) stats_.desyncs += c.dec->desyncs();
+  lru_.erase(c.lru);
   conns_.erase(it);
 }
 
@@ -264,7 +304,7 @@ void ConnTracker::on_conn(const ot_conn_event& ev) {
     r.set("network.peer.port", int64_t(ev.remote.port));
     if (ev.retransmits) r.set("odigos.tcp.retransmits", int64_t(ev.retransmits));
     stats_.records++;
-    emit_(std::move(r));
+    emit_(r);
     break;
   }
   default:

@@ -5,11 +5,13 @@
 
 #include <cstdint>
 #include <functional>
+#include <list>
 #include <memory>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
+#include "conn/decoder.hpp"
 #include "conn/http1_records.hpp"
 #include "core/clock.hpp"
 #include "core/record.hpp"
@@ -27,7 +29,7 @@ struct TrackerStats {
   uint64_t records = 0;
   uint64_t connections = 0;
   uint64_t gaps = 0;         // connections' byte streams with lost bytes
-  uint64_t not_http = 0;     // connections ignored as undecodable
+  uint64_t not_http = 0;     // connections ignored as none of our protocols
   uint64_t evicted = 0;      // connections dropped by the table limit
   uint64_t malformed = 0;    // events too short for their type
   uint64_t desyncs = 0;
@@ -37,11 +39,13 @@ struct TrackerOptions {
   RecordOptions record;
   size_t max_connections = 65536;
   http1::Limits http_limits;
+  DetectOptions detect;
+  DecoderLimits limits() const { return DecoderLimits{http_limits}; }
 };
 
 class ConnTracker {
  public:
-  using EmitFn = std::function<void(Record&&)>;
+  using EmitFn = std::function<void(const Record&)>; // valid during the call only
   using IgnoreFn = std::function<void(uint64_t cookie)>;
   using ProcFn = std::function<void(const ot_proc_event&)>;
 
@@ -68,10 +72,15 @@ class ConnTracker {
  private:
   struct Conn;
   Conn& conn_for(uint64_t cookie, uint32_t tgid, uint8_t role, uint64_t ts);
+  Conn* find(uint64_t cookie);
+  void touch(Conn& c); // most recently active: last to be evicted
   void on_data(const ot_data_event& ev, const uint8_t* payload);
   void on_conn(const ot_conn_event& ev);
   void drain(Conn& c, uint64_t end_hint);
   void check_verdict(uint64_t cookie, Conn& c, uint64_t ts);
+  void reject(uint64_t cookie, Conn& c);
+  // Segments without a recognised protocol before a connection is ignored.
+  static constexpr int kDetectGiveUp = 4;
   void close_conn(uint64_t cookie, uint64_t ts, const char* error_type);
   void schedule_close(uint64_t cookie, uint64_t ts, const char* error_type);
   void evict_if_full();
@@ -84,7 +93,9 @@ class ConnTracker {
   std::unordered_map<uint64_t, std::unique_ptr<Conn>> conns_;
   std::unordered_map<uint32_t, std::string> comms_;
   std::vector<uint64_t> closing_; // cookies waiting for their grace period
+  std::list<uint64_t> lru_;       // cookies, least recently active first
   TrackerStats stats_;
+  Record scratch_; // reused for every HTTP record: no allocation per record once warm
 };
 
 } // namespace odigos

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <cctype>
+#include <charconv>
 
 #include "conn/addr.hpp"
 
@@ -17,22 +18,27 @@ std::string lower(std::string_view s) {
   return out;
 }
 
+int64_t port_number(std::string_view s) {
+  int64_t v = -1;
+  auto res = std::from_chars(s.data(), s.data() + s.size(), v);
+  return res.ec == std::errc() && v >= 0 && v <= 65535 ? v : -1;
+}
+
 // Host header → (host, port). "[::1]:8080", "example.com", "a:80".
-std::pair<std::string, int64_t> split_host(std::string_view host) {
+std::pair<std::string_view, int64_t> split_host(std::string_view host) {
   if (host.empty()) return {"", -1};
   if (host.front() == '[') {
     auto close = host.find(']');
-    if (close == std::string_view::npos) return {std::string(host), -1};
-    std::string h(host.substr(1, close - 1));
+    if (close == std::string_view::npos) return {host, -1};
+    std::string_view h = host.substr(1, close - 1);
     if (close + 1 < host.size() && host[close + 1] == ':')
-      return {h, std::strtol(std::string(host.substr(close + 2)).c_str(), nullptr, 10)};
+      return {h, port_number(host.substr(close + 2))};
     return {h, -1};
   }
   auto colon = host.rfind(':');
   if (colon != std::string_view::npos && host.find(':') == colon)
-    return {std::string(host.substr(0, colon)),
-            std::strtol(std::string(host.substr(colon + 1)).c_str(), nullptr, 10)};
-  return {std::string(host), -1};
+    return {host.substr(0, colon), port_number(host.substr(colon + 1))};
+  return {host, -1};
 }
 
 std::string printable(std::string_view body, size_t n) {
@@ -82,12 +88,13 @@ std::string redact_query(std::string_view q) {
   return out;
 }
 
-Record http1_record(const http1::Exchange& ex, http1::Side side, const ConnIdentity& id,
-                    const WallClock& clock, const RecordOptions& opt, uint64_t end_hint_ns) {
+void fill_http1_record(Record& r, const http1::Exchange& ex, http1::Side side,
+                       const ConnIdentity& id, const WallClock& clock, const RecordOptions& opt,
+                       uint64_t end_hint_ns) {
   const http1::Message& req = ex.request;
   const http1::Message* resp = ex.response ? &*ex.response : nullptr;
-  Record r;
-  r.attrs.reserve(24); // one allocation, not a regrowth per few attributes
+  r.clear();
+  r.attrs.reserve(24); // once per reused record, not a regrowth per few attributes
   r.kind = RecordKind::kRequest;
   r.protocol = "http";
   r.side = side == http1::Side::kServer   ? RecordSide::kServer
@@ -124,10 +131,11 @@ Record http1_record(const http1::Exchange& ex, http1::Side side, const ConnIdent
 
   const std::string& local = id.local_str;
   const std::string& remote = id.remote_str;
-  auto [host, host_port] = split_host(req.header("host") ? *req.header("host") : "");
+  const std::string* host_hdr = req.header("host");
+  auto [host, host_port] = split_host(host_hdr ? std::string_view(*host_hdr) : std::string_view());
   if (r.side == RecordSide::kClient) {
     if (!host.empty()) {
-      r.set("server.address", host);
+      r.set("server.address", std::string(host));
       r.set("server.port", host_port > 0 ? host_port : int64_t(id.remote.port));
     } else if (!remote.empty()) {
       r.set("server.address", remote);
@@ -138,7 +146,7 @@ Record http1_record(const http1::Exchange& ex, http1::Side side, const ConnIdent
       r.set("client.port", int64_t(id.local.port));
     }
   } else {
-    if (!host.empty()) r.set("server.address", host);
+    if (!host.empty()) r.set("server.address", std::string(host));
     else if (!local.empty()) r.set("server.address", local);
     if (id.addrs_known) r.set("server.port", int64_t(id.local.port));
     if (!remote.empty()) {
@@ -170,7 +178,7 @@ Record http1_record(const http1::Exchange& ex, http1::Side side, const ConnIdent
       for (auto& h : m.headers) {
         std::string key = std::string(prefix) + h.name;
         bool secret = opt.redact && is_sensitive_header(h.name);
-        r.set(key, secret ? std::string(kRedacted) : h.value);
+        r.set_dynamic(std::move(key), secret ? std::string(kRedacted) : h.value);
       }
     };
     put(req, "http.request.header.");
@@ -181,7 +189,6 @@ Record http1_record(const http1::Exchange& ex, http1::Side side, const ConnIdent
     if (resp && !resp->body.empty())
       r.set("http.response.body.content", printable(resp->body, opt.show_body));
   }
-  return r;
 }
 
 } // namespace odigos

@@ -31,8 +31,16 @@ struct ConnIdentity {
   uint32_t retransmits = 0;
 };
 
-Record http1_record(const http1::Exchange& ex, http1::Side side, const ConnIdentity& id,
-                    const WallClock& clock, const RecordOptions& opt, uint64_t end_hint_ns);
+// Fills `r` (cleared first; a reused record keeps its capacity).
+void fill_http1_record(Record& r, const http1::Exchange& ex, http1::Side side,
+                       const ConnIdentity& id, const WallClock& clock, const RecordOptions& opt,
+                       uint64_t end_hint_ns);
+inline Record http1_record(const http1::Exchange& ex, http1::Side side, const ConnIdentity& id,
+                           const WallClock& clock, const RecordOptions& opt, uint64_t end_hint_ns) {
+  Record r;
+  fill_http1_record(r, ex, side, id, clock, opt, end_hint_ns);
+  return r;
+}
 
 // Redaction helpers (unit-tested).
 bool is_sensitive_header(std::string_view lower_name);

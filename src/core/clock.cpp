@@ -1,6 +1,8 @@
 #include "core/clock.hpp"
 
+#include <algorithm>
 #include <cstdio>
+#include <cstring>
 
 #include <fmt/format.h>
 
@@ -22,7 +24,7 @@ WallClock::WallClock() {
   offset_ns_ = r - (m1 + (m2 - m1) / 2);
 }
 
-void append_rfc3339_ns(uint64_t wall_ns, std::string& out) {
+char* put_rfc3339_ns(char* p, uint64_t wall_ns) {
   // The date-and-time part changes once a second: keep the last one.
   thread_local time_t cached_secs = -1;
   thread_local char cached[64];
@@ -33,18 +35,24 @@ void append_rfc3339_ns(uint64_t wall_ns, std::string& out) {
     gmtime_r(&secs, &t);
     int n = snprintf(cached, sizeof(cached), "%04d-%02d-%02dT%02d:%02d:%02d.", t.tm_year + 1900,
                      t.tm_mon + 1, t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec);
-    cached_len = n > 0 ? size_t(n) : 0;
+    cached_len = n > 0 ? std::min<size_t>(size_t(n), 30) : 0;
     cached_secs = secs;
   }
-  char frac[10];
+  std::memcpy(p, cached, cached_len);
+  p += cached_len;
   uint64_t ns = wall_ns % 1000000000ull;
   for (int d = 8; d >= 0; d--) {
-    frac[d] = char('0' + ns % 10);
+    p[d] = char('0' + ns % 10);
     ns /= 10;
   }
-  frac[9] = 'Z';
-  out.append(cached, cached_len);
-  out.append(frac, sizeof(frac));
+  p[9] = 'Z';
+  return p + 10;
+}
+
+void append_rfc3339_ns(uint64_t wall_ns, std::string& out) {
+  char buf[48];
+  char* end = put_rfc3339_ns(buf, wall_ns);
+  out.append(buf, size_t(end - buf));
 }
 
 std::string format_rfc3339_ns(uint64_t wall_ns) {

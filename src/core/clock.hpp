@@ -22,6 +22,8 @@ class WallClock {
 std::string format_rfc3339_ns(uint64_t wall_ns);
 // The same, appended to `out` (no allocation once `out` has grown).
 void append_rfc3339_ns(uint64_t wall_ns, std::string& out);
+// The same written at p (room for 40 bytes needed); returns the end.
+char* put_rfc3339_ns(char* p, uint64_t wall_ns);
 // HH:MM:SS.uuuuuu in local time, for the terminal.
 std::string format_time_of_day(uint64_t wall_ns);
 

@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <string_view>
@@ -33,10 +34,13 @@ class NdjsonSink final : public Sink {
   }
   void write(const Record& r) override {
     if (!ok()) return;
-    line_.clear();
-    append_record_json(r, line_);
-    line_.push_back('\n');
-    if (fwrite(line_.data(), 1, line_.size(), out_) != line_.size()) fail(errno, "writing " + name_);
+    JsonLayout layout = layout_record_json(r);
+    // line_ is scratch space that only grows (zero-filled once per growth).
+    if (line_.size() < layout.bound + 1) line_.resize(std::max(2 * line_.size(), layout.bound + 1));
+    char* end = put_record_json(line_.data(), r, layout);
+    *end++ = '\n';
+    const size_t n = size_t(end - line_.data());
+    if (fwrite(line_.data(), 1, n, out_) != n) fail(errno, "writing " + name_);
   }
   void flush() override {
     if (ok() && fflush(out_) != 0) fail(errno, "writing " + name_);
@@ -46,7 +50,7 @@ class NdjsonSink final : public Sink {
   FILE* out_;
   bool owned_;
   std::string name_;
-  std::string line_; // reused: no allocation per record once warm
+  std::string line_; // scratch, only grows: no allocation per record once warm
 };
 
 class TerminalSink final : public Sink {
@@ -126,7 +130,7 @@ void TerminalSink::write(const Record& r) {
       if ((hdr && opt_.show_headers) || (body && opt_.show_body)) {
         const std::string* s = std::get_if<std::string>(&v);
         if (!s) continue;
-        std::string name = hdr ? k.substr(k.rfind('.') + 1) : k;
+        std::string name(hdr ? k.substr(k.rfind('.') + 1) : k);
         std::string dir = k.rfind("http.request.", 0) == 0 ? ">" : "<";
         line += fmt::format("    {} {}: {}\n", dir, name, *s);
       }

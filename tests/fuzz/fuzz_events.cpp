@@ -17,7 +17,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   opt.record.show_headers = true;
   opt.record.show_body = 32;
   size_t records = 0;
-  ConnTracker t(opt, clock, [&](Record&&) { records++; }, [](uint64_t) {}, nullptr);
+  ConnTracker t(opt, clock, [&](const Record&) { records++; }, [](uint64_t) {}, nullptr);
   std::vector<uint8_t> rec;
   size_t i = 0;
   while (i + 2 <= size) {

@@ -3,11 +3,11 @@
 (a) curl --http2-prior-knowledge: one record of kind "connection", protocol "http2", and no
     request record for that connection (the Python server cannot speak HTTP/2 and closes);
 (b) 4 KB of random bytes (no newline among them), then close: no record at all; the exit
-    summary on stderr counts exactly "1 not HTTP";
+    summary on stderr counts exactly "1 not decoded";
 (c) a normal request on a new connection afterwards still gives its record.
 
 (a) runs under one tracer, (b) and (c) under a second one, so that each exit summary's counts
-("N connections", "N not HTTP") have one exact expected value.
+("N connections", "N not decoded") have one exact expected value.
 
 Oracles: curl's own -w output (its local port, status and downloaded size), the bytes the raw
 client sent, and the number of connections the test made."""
@@ -34,8 +34,8 @@ def show(allr):
 
 
 def counts(err):
-    m = re.search(r"(\d+) connections, (\d+) not HTTP", err)
-    check(m is not None, f"no 'N connections, N not HTTP' in the exit summary:\n{err}")
+    m = re.search(r"(\d+) connections, (\d+) not decoded", err)
+    check(m is not None, f"no 'N connections, N not decoded' in the exit summary:\n{err}")
     return int(m.group(1)), int(m.group(2))
 
 

@@ -79,6 +79,28 @@ TEST_CASE("bad flags fail with the tool's error code", "[cli]") {
   CHECK(parse({"--help"}).exit_code == 0);
 }
 
+TEST_CASE("--max-connections takes a count within bounds", "[cli]") {
+  auto d = parse({"--pid", "1"});
+  REQUIRE(d.options);
+  CHECK(d.options->max_connections == 65536);
+  auto o = parse({"--pid", "1", "--max-connections", "1000"});
+  REQUIRE(o.options);
+  CHECK(o.options->max_connections == 1000);
+  auto one = parse({"--pid", "1", "--max-connections", "1"});
+  REQUIRE(one.options);
+  CHECK(one.options->max_connections == 1);
+  auto top = parse({"--pid", "1", "--max-connections", std::to_string(kMaxConnectionsLimit)});
+  REQUIRE(top.options);
+  CHECK(top.options->max_connections == kMaxConnectionsLimit);
+  for (const char* bad : {"0", "-5", "abc", "10k", "1e3", " 12", "12 ", "",
+                          "16777217", "99999999999999999999"}) {
+    INFO("--max-connections '" << bad << "'");
+    auto r = parse({"--pid", "1", "--max-connections", bad});
+    CHECK_FALSE(r.options);
+    CHECK(r.exit_code == kExitError);
+  }
+}
+
 TEST_CASE("demo subcommand", "[cli]") {
   auto o = parse({"demo", "--duration", "3s"});
   REQUIRE(o.options);

@@ -115,7 +115,7 @@ long Session::Impl::take_head(Dir& d, std::string_view view, uint64_t ts) {
     }
   }
   HeadInfo info;
-  const long n = detail::parse_head_ex(view, request, d.msg, info, &d.scan);
+  const long n = detail::parse_head_ex(view, request, d.msg, info, &d.scan, lim.keep_all_headers);
   if (n == 0) return 0;
   if (n < 0 || static_cast<size_t>(n) > lim.max_head_bytes) {
     reject_head(d);
@@ -210,6 +210,8 @@ bool Session::Impl::step_chunked(Dir& d, std::string_view& p, uint64_t ts) {
       if (size == 0) {
         d.state = St::kTrailers;
         d.trailer_bytes = 0;
+        d.trailer_keep = detail::FieldKeep{lim.keep_all_headers,
+                                           lim.keep_all_headers && !d.msg.headers.empty(), false};
       } else {
         d.state = St::kChunkData;
         d.remaining = size;
@@ -250,7 +252,7 @@ bool Session::Impl::step_chunked(Dir& d, std::string_view& p, uint64_t ts) {
       // Trailer fields join the headers: Message has no separate list and
       // they describe the same message (e.g. grpc-status).
       if (line.size() < 2 || line[line.size() - 2] != '\r' ||
-          !detail::parse_field_line(line.substr(0, line.size() - 2), d.msg.headers)) {
+          !detail::parse_field_line(line.substr(0, line.size() - 2), d.msg.headers, &d.trailer_keep)) {
         enter_skip(d);
         return false;
       }

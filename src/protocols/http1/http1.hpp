@@ -62,6 +62,10 @@ struct Limits {
   size_t max_head_bytes = 64 * 1024; // a start line + headers longer than this is not HTTP
   size_t max_body_keep = 4096;       // body prefix kept per message (for --show body)
   size_t max_pending = 1024;         // unanswered requests kept per connection
+  // false: Message::headers holds only the fields the records use (host,
+  // user-agent, traceparent, tracestate and the framing fields); true: all
+  // of them (--show headers).
+  bool keep_all_headers = true;
 };
 
 // Decodes both directions of one connection. `side` says which direction
@@ -85,6 +89,9 @@ class Session {
 
   // Completed exchanges, in request order, since the last call.
   std::vector<Exchange> take_exchanges();
+  // The same into `out` (cleared first), whose storage the session keeps for
+  // the next batch: a caller reusing one vector allocates nothing per call.
+  void take_exchanges(std::vector<Exchange>& out);
 
   Side side() const;
   Verdict verdict() const;

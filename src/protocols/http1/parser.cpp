@@ -213,12 +213,47 @@ bool looks_like_h2_settings(std::string_view buf) {
          b(7) == 0 && b(8) == 0;
 }
 
-bool parse_field_line(std::string_view line, std::vector<Header>& out) {
+bool kept_field(std::string_view n) {
+  switch (n.size()) {
+  case 4: return n == "host";
+  case 7: return n == "upgrade";
+  case 10: return n == "user-agent" || n == "tracestate";
+  case 11: return n == "traceparent";
+  case 14: return n == "content-length";
+  case 17: return n == "transfer-encoding";
+  default: return false;
+  }
+}
+
+namespace {
+// `raw` equals the lower-case `lit` ignoring ASCII case. Exact for names
+// without control bytes: only 'A'-'Z' map onto 'a'-'z' under | 0x20, and
+// '-' onto itself.
+bool icase_is(std::string_view raw, std::string_view lit) {
+  for (size_t k = 0; k < lit.size(); ++k)
+    if (char(raw[k] | 0x20) != lit[k]) return false;
+  return true;
+}
+bool kept_field_icase(std::string_view n) {
+  switch (n.size()) {
+  case 4: return icase_is(n, "host");
+  case 7: return icase_is(n, "upgrade");
+  case 10: return icase_is(n, "user-agent") || icase_is(n, "tracestate");
+  case 11: return icase_is(n, "traceparent");
+  case 14: return icase_is(n, "content-length");
+  case 17: return icase_is(n, "transfer-encoding");
+  default: return false;
+  }
+}
+} // namespace
+
+bool parse_field_line(std::string_view line, std::vector<Header>& out, FieldKeep* keep) {
   if (line.empty()) return false;
   if (line.front() == ' ' || line.front() == '\t') {
-    if (out.empty()) return false;
+    if (keep ? !keep->seen : out.empty()) return false;
     const std::string_view more = trim(line);
     if (!all_text(more)) return false;
+    if (keep && keep->prev_dropped) return true;
     std::string& value = out.back().value;
     if (!more.empty()) {
       if (!value.empty()) value += ' ';
@@ -229,23 +264,44 @@ bool parse_field_line(std::string_view line, std::vector<Header>& out) {
   const void* c = std::memchr(line.data(), ':', line.size());
   if (!c || c == line.data()) return false;
   const size_t colon = static_cast<size_t>(static_cast<const char*>(c) - line.data());
+  if (keep && !keep->all) {
+    // Most fields are dropped: their names are only checked for spaces and
+    // control bytes (eight at a time), and only names as long as a kept one
+    // are compared (case-insensitively, without copying).
+    const std::string_view raw = line.substr(0, colon);
+    if (!swar_clean(raw, 0x21)) return false;
+    const bool kept = kept_field_icase(raw);
+    keep->seen = true;
+    keep->prev_dropped = !kept;
+    if (!kept) return true;
+    keep = nullptr; // stored below, fully validated
+  }
   const std::string_view value = trim(line.substr(colon + 1));
   if (!all_text(value)) return false;
-  Header& h = out.emplace_back();
-  h.name.resize(colon);
   // Validate and lower-case in one branch-free pass (locals: no aliasing).
+  char small[32];
+  std::string name_buf;
+  char* dst = small;
+  if (colon > sizeof(small)) {
+    name_buf.resize(colon);
+    dst = name_buf.data();
+  }
   const char* src = line.data();
-  char* dst = h.name.data();
   char bad = 0;
   for (size_t k = 0; k < colon; ++k) {
     const char l = kNameLower[static_cast<unsigned char>(src[k])];
     dst[k] = l;
     bad |= static_cast<char>(l == 0);
   }
-  if (bad) {
-    out.pop_back();
-    return false;
+  if (bad) return false;
+  const std::string_view name(dst, colon);
+  if (keep) {
+    keep->seen = true;
+    keep->prev_dropped = !keep->all && !kept_field(name);
+    if (keep->prev_dropped) return true;
   }
+  Header& h = out.emplace_back();
+  h.name.assign(name);
   h.value.assign(value);
   return true;
 }
@@ -272,7 +328,7 @@ bool parse_chunk_line(std::string_view line, uint64_t& size) {
 }
 
 long parse_head_ex(std::string_view buf, bool is_request, Message& out, HeadInfo& info,
-                   HeadScan* scan) {
+                   HeadScan* scan, bool keep_all) {
   // One memchr per line both finds the blank line and splits the fields.
   const char* const p = buf.data();
   const size_t n = buf.size();
@@ -313,7 +369,7 @@ long parse_head_ex(std::string_view buf, bool is_request, Message& out, HeadInfo
     }
     return 0;
   }
-  if (!from_start) return parse_head_ex(buf, is_request, out, info, nullptr);
+  if (!from_start) return parse_head_ex(buf, is_request, out, info, nullptr, keep_all);
 
   const std::string_view head = buf.substr(0, head_len);
   size_t line_len = 0;
@@ -333,14 +389,16 @@ long parse_head_ex(std::string_view buf, bool is_request, Message& out, HeadInfo
   }
 
   out.headers.clear();
-  out.headers.reserve(lines - 1);
+  out.headers.reserve(keep_all ? lines - 1 : std::min<size_t>(lines - 1, 4));
+  FieldKeep keep;
+  keep.all = keep_all;
   size_t start = line_len;
   for (size_t k = 1; k < lines; ++k) {
     const size_t end = k < kMaxLines
                            ? cr_at[k]
                            : static_cast<size_t>(static_cast<const char*>(std::memchr(
                                                      p + start, '\r', head_len - start)) - p);
-    if (!parse_field_line(head.substr(start, end - start), out.headers)) return -1;
+    if (!parse_field_line(head.substr(start, end - start), out.headers, &keep)) return -1;
     start = end + 2;
   }
 

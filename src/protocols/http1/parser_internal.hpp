@@ -49,12 +49,26 @@ struct HeadScan {
 
 // parse_head plus framing facts; `scan` (optional, value-initialised for a
 // new head) carries progress between calls on a growing buffer.
+// `keep_all` false: only the fields later stages read are stored (see
+// kept_field); the rest are validated and dropped, which saves most of the
+// per-message allocation when headers are not shown.
 long parse_head_ex(std::string_view buf, bool is_request, Message& out, HeadInfo& info,
-                   HeadScan* scan);
+                   HeadScan* scan, bool keep_all = true);
+
+// Which fields parse_field_line stores, and whether the previous one was
+// dropped (a folded continuation line then belongs to a dropped field).
+struct FieldKeep {
+  bool all = true;
+  bool seen = false;         // a field line was parsed before
+  bool prev_dropped = false; // ... and it was not stored
+};
+// Fields stored even when not all are: framing, the record's attributes and
+// trace context.
+bool kept_field(std::string_view lower_name);
 
 // One field line without its CRLF (also used for chunked trailers). A line
 // starting with SP/HTAB continues the previous field (obsolete folding).
-bool parse_field_line(std::string_view line, std::vector<Header>& out);
+bool parse_field_line(std::string_view line, std::vector<Header>& out, FieldKeep* keep = nullptr);
 
 // A chunk-size line including its CRLF: hex size, optional extensions.
 bool parse_chunk_line(std::string_view line, uint64_t& size);

@@ -25,7 +25,9 @@ Session::Impl::Impl(Side s, Limits l) : side(s), lim(l) {
 
 Entry& Session::Impl::push_entry() {
   if (count == ring.size()) {
-    std::vector<Entry> bigger(std::max<size_t>(8, ring.size() * 2));
+    // Starts at 2: most connections have one exchange open at a time, and an
+    // idle connection should cost little (10k open connections are common).
+    std::vector<Entry> bigger(std::max<size_t>(2, ring.size() * 2));
     for (size_t k = 0; k < count; ++k) bigger[k] = std::move(at(k));
     ring.swap(bigger);
     ring_head = 0;
@@ -354,6 +356,11 @@ std::vector<Exchange> Session::take_exchanges() {
   // instead of regrowing (and moving every Exchange) from empty.
   impl_->ready.reserve(out.size());
   return out;
+}
+
+void Session::take_exchanges(std::vector<Exchange>& out) {
+  out.clear();
+  out.swap(impl_->ready);
 }
 
 Side Session::side() const { return impl_->side; }

@@ -52,6 +52,7 @@ struct Dir {
   std::string buf;
   detail::HeadScan scan;
   size_t trailer_bytes = 0;
+  detail::FieldKeep trailer_keep;
   uint64_t head_first_ts = 0;
   uint64_t remaining = 0;
   uint64_t seq = kNoSeq;  // exchange of msg; kNoSeq for a response nobody asked for

@@ -1,0 +1,33 @@
+// Which protocol a connection speaks: options first (--protocol, port hints),
+// then the first captured bytes.
+#include "conn/decoder.hpp"
+
+namespace odigos {
+
+Protocol detect_protocol(std::string_view first, bool ingress, proto::Side side,
+                         uint16_t local_port, uint16_t remote_port, const DetectOptions& opt) {
+  if (opt.forced != Protocol::kUnknown) return opt.forced;
+  for (auto& [port, p] : opt.port_hints)
+    if (port == local_port || port == remote_port) return p;
+  // Bytes the client wrote: read by a server, written by a client; either
+  // when the side is not known.
+  const bool from_client = side == proto::Side::kUnknown ||
+                           (side == proto::Side::kServer) == ingress;
+  if (http1::looks_like_request(first) || http1::looks_like_response(first) ||
+      http1::looks_like_h2_preface(first))
+    return opt.enabled_has(Protocol::kHttp1) ? Protocol::kHttp1 : Protocol::kUnknown;
+  (void)from_client;
+  // HTTP/1 last: its decoder also recognises connections joined mid-stream
+  // (a response first, a body part) and rejects what is not HTTP itself.
+  if (opt.enabled_has(Protocol::kHttp1)) return Protocol::kHttp1;
+  return Protocol::kUnknown;
+}
+
+std::unique_ptr<Decoder> make_decoder(Protocol p, proto::Side side, const DecoderLimits& lim) {
+  switch (p) {
+  case Protocol::kHttp1: return make_http1_decoder(side, lim);
+  default: return nullptr;
+  }
+}
+
+} // namespace odigos
