@@ -6,7 +6,8 @@ set -euo pipefail
 BUILD_PKGS=(build-essential cmake pkg-config clang llvm libbpf-dev bpftool libelf-dev
             zlib1g-dev libcli11-dev libfmt-dev nlohmann-json3-dev catch2)
 TEST_PKGS=(python3 curl nginx-light tshark wrk iproute2 procps psmisc bpftrace libclang-rt-14-dev
-           libbenchmark-dev)
+           libbenchmark-dev postgresql postgresql-client redis-server redis-tools mariadb-server
+           mariadb-client)
 
 want=("${BUILD_PKGS[@]}")
 case "${1:-all}" in
@@ -32,8 +33,9 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
-# Keep package post-install scripts from starting system services (nginx):
-# the tests start their own instances on their own ports.
+# Keep package post-install scripts from starting system services (nginx,
+# postgresql, redis, mariadb): the tests start their own instances on their
+# own ports and directories.
 policy=/usr/sbin/policy-rc.d
 created_policy=0
 if [ ! -e "$policy" ]; then

@@ -225,10 +225,12 @@ int run_tracer(const Options& opt_in, const char* self_exe) {
       if (p != uint32_t(getpid()) && probes->add_tgid(p, true)) traced_now.push_back(p);
   }
   initial = traced_now.size();
-  // Servers already listening: their requests are timed from arrival (sk_data_ready).
-  for (uint16_t port : pc.filter_pid ? procfs::listening_ports(traced_now)
-                                     : procfs::all_listening_ports())
-    probes->add_listen_port(port);
+  // Servers already listening: their requests are timed from arrival (sk_data_ready),
+  // and their connections opened before tracing (no accept seen) are known as
+  // server side by the local port.
+  std::vector<uint16_t> listening = pc.filter_pid ? procfs::listening_ports(traced_now)
+                                                  : procfs::all_listening_ports();
+  for (uint16_t port : listening) probes->add_listen_port(port);
   if (launching && probes->add_tgid(uint32_t(launcher.pid()), true)) initial++;
   for (auto port : opt.ports) probes->add_port(port);
   for (auto& t : cgroup_targets) probes->add_cgroup(t.id);
@@ -286,6 +288,19 @@ int run_tracer(const Options& opt_in, const char* self_exe) {
   topt.record.redact = opt.redact;
   topt.http_limits.max_body_keep = std::max<size_t>(opt.show_body, 0);
   topt.max_connections = opt.max_connections;
+  topt.server_ports = listening;
+  if (!opt.protocol.empty()) parse_protocol(opt.protocol, topt.detect.forced);
+  for (auto& [port, name] : opt.port_protocols) {
+    Protocol p;
+    if (parse_protocol(name, p)) topt.detect.port_hints.emplace_back(port, p);
+  }
+  if (!opt.protocols.empty()) {
+    topt.detect.enabled = 0;
+    for (auto& name : opt.protocols) {
+      Protocol p;
+      if (parse_protocol(name, p)) topt.detect.enabled |= 1u << unsigned(p);
+    }
+  }
   ConnTracker tracker(
       topt, clock, emit, [&](uint64_t cookie) { probes->ignore_conn(cookie); },
       [&](const ot_proc_event&) {});

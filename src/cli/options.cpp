@@ -1,5 +1,7 @@
 #include "cli/options.hpp"
 
+#include "conn/decoder.hpp"
+
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cmath>
@@ -68,6 +70,8 @@ Examples:
   sudo odigos-trace --pid $(pgrep -o nginx)    nginx master and its workers
   sudo odigos-trace --exe /usr/sbin/nginx      every nginx, running now or started later
   sudo odigos-trace --port 8080 --duration 30s whatever talks on port 8080, for 30 s
+  sudo odigos-trace --pid $(pgrep -o postgres)  every query of every backend
+  sudo odigos-trace --port 7000=redis          connections on port 7000, decoded as Redis
   sudo odigos-trace -- curl -s http://localhost/   launch a command and trace it
   sudo odigos-trace --pid 1234 --json | jq 'select(.http.response.status_code >= 500)'
   sudo odigos-trace --pid 1234 -o trace.ndjson --show headers
@@ -95,14 +99,23 @@ ParseOutcome parse_options(int argc, char** argv) {
     return {std::nullopt, kExitError};
   }
 
-  CLI::App app{"odigos-trace: trace HTTP requests of running processes with eBPF, no code changes",
+  CLI::App app{"odigos-trace: trace HTTP, Redis, PostgreSQL and MySQL requests of running processes "
+               "with eBPF, no code changes",
                "odigos-trace"};
   app.footer(kExamples);
   app.set_version_flag("--version", std::string("odigos-trace ") + ODIGOS_VERSION);
   app.add_option("-p,--pid", o.pids, "Trace this process, its threads and descendants (repeatable)");
   app.add_option("-e,--exe", o.exes, "Trace every process running this executable, now and later (repeatable)");
   app.add_flag("-a,--all", o.all, "Trace every process on the host");
-  app.add_option("--port", o.ports, "Only connections with this local or remote port (repeatable)");
+  std::vector<std::string> port_args, protocols_arg;
+  app.add_option("--port", port_args,
+                 "Only connections with this local or remote port; PORT=PROTO also decodes them "
+                 "as PROTO (repeatable)");
+  app.add_option("--protocol", o.protocol,
+                 "Decode every connection as this protocol (http, redis, postgresql, mysql)");
+  app.add_option("--protocols", protocols_arg,
+                 "Decode only these protocols, comma-separated (default: all)")
+      ->delimiter(',');
   app.add_option("--cgroup", o.cgroups, "Only processes in this cgroup v2 directory (repeatable)");
   app.add_option("--unit", o.units, "Only processes of this systemd unit (repeatable)");
   app.add_option("-u,--user", o.user, "Run the launched command as USER (default: $SUDO_USER under sudo)");
@@ -192,6 +205,34 @@ ParseOutcome parse_options(int argc, char** argv) {
   }
   for (auto p : o.pids)
     if (p == 0) return fail("--pid: 0 is not a process ID");
+  for (auto& a : port_args) {
+    size_t eq = a.find('=');
+    std::string num = a.substr(0, eq);
+    bool digits = !num.empty() && num.size() <= 5 &&
+                  std::all_of(num.begin(), num.end(), [](char c) { return c >= '0' && c <= '9'; });
+    unsigned long port = digits ? strtoul(num.c_str(), nullptr, 10) : 0;
+    if (!digits || port > 65535) return fail("--port: '" + num + "' is not a port number");
+    o.ports.push_back(uint16_t(port));
+    if (eq != std::string::npos) {
+      std::string proto = a.substr(eq + 1);
+      Protocol p;
+      if (!parse_protocol(proto, p))
+        return fail("--port " + a + ": unknown protocol '" + proto +
+                    "' (http, redis, postgresql, mysql)");
+      o.port_protocols.emplace_back(uint16_t(port), proto);
+    }
+  }
+  if (!o.protocol.empty()) {
+    Protocol p;
+    if (!parse_protocol(o.protocol, p))
+      return fail("--protocol: unknown protocol '" + o.protocol + "' (http, redis, postgresql, mysql)");
+  }
+  for (auto& name : protocols_arg) {
+    Protocol p;
+    if (!parse_protocol(name, p))
+      return fail("--protocols: unknown protocol '" + name + "' (http, redis, postgresql, mysql)");
+    o.protocols.push_back(name);
+  }
   for (auto p : o.ports)
     if (p == 0) return fail("--port: 0 is not a port");
   bool internal = o.demo_server || o.demo_client;

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace odigos {
@@ -23,6 +24,11 @@ struct Options {
   std::vector<std::string> exes;
   bool all = false;
   std::vector<uint16_t> ports;
+  // --port N=PROTO: connections on port N are decoded as PROTO ("redis",
+  // "postgresql", "mysql", "http"), whatever their first bytes look like.
+  std::vector<std::pair<uint16_t, std::string>> port_protocols;
+  std::string protocol;               // --protocol: every connection is decoded as this
+  std::vector<std::string> protocols; // --protocols: only these are decoded (empty: all)
   std::vector<std::string> cgroups;
   std::vector<std::string> units;
   std::vector<std::string> command; // after "--"

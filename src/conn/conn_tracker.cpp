@@ -1,6 +1,8 @@
 #include "conn/conn_tracker.hpp"
 
+#include <algorithm>
 #include <cerrno>
+#include <sys/socket.h>
 #include <cstring>
 
 #include "conn/addr.hpp"
@@ -261,6 +263,14 @@ void ConnTracker::on_conn(const ot_conn_event& ev) {
     c.id.addrs_known = true;
     c.id.local_str = format_addr(ev.local);
     c.id.remote_str = format_addr(ev.remote);
+    if (c.role == OT_ROLE_UNKNOWN && ev.local.family != AF_UNIX) {
+      auto has = [&](uint16_t p) {
+        return std::find(opt_.server_ports.begin(), opt_.server_ports.end(), p) !=
+               opt_.server_ports.end();
+      };
+      if (has(ev.local.port)) c.role = OT_ROLE_SERVER;
+      else if (has(ev.remote.port)) c.role = OT_ROLE_CLIENT;
+    }
     if (ev.comm[0]) c.id.command = std::string(ev.comm, strnlen(ev.comm, sizeof(ev.comm)));
     break;
   }

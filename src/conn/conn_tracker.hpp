@@ -40,6 +40,10 @@ struct TrackerOptions {
   size_t max_connections = 65536;
   http1::Limits http_limits;
   DetectOptions detect;
+  // Ports traced servers listened on at start: a connection whose role the
+  // kernel did not see (opened before tracing) is the server side when its
+  // local port is one of them, the client side when its remote port is.
+  std::vector<uint16_t> server_ports;
   DecoderLimits limits() const { return DecoderLimits{http_limits}; }
 };
 

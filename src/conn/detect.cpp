@@ -1,6 +1,8 @@
 // Which protocol a connection speaks: options first (--protocol, port hints),
 // then the first captured bytes.
 #include "conn/decoder.hpp"
+#include "protocols/postgres/postgres.hpp"
+#include "protocols/redis/redis.hpp"
 
 namespace odigos {
 
@@ -16,7 +18,14 @@ Protocol detect_protocol(std::string_view first, bool ingress, proto::Side side,
   if (http1::looks_like_request(first) || http1::looks_like_response(first) ||
       http1::looks_like_h2_preface(first))
     return opt.enabled_has(Protocol::kHttp1) ? Protocol::kHttp1 : Protocol::kUnknown;
-  (void)from_client;
+  if (from_client && opt.enabled_has(Protocol::kRedis) && redis::looks_like_redis_command(first))
+    return Protocol::kRedis;
+  if (opt.enabled_has(Protocol::kPostgres) && pg::looks_like_pg_startup(first))
+    return Protocol::kPostgres;
+  // Connections open before tracing started: regular messages of either end.
+  if (opt.enabled_has(Protocol::kPostgres) && side != proto::Side::kUnknown &&
+      pg::looks_like_pg_midstream(first, from_client))
+    return Protocol::kPostgres;
   // HTTP/1 last: its decoder also recognises connections joined mid-stream
   // (a response first, a body part) and rejects what is not HTTP itself.
   if (opt.enabled_has(Protocol::kHttp1)) return Protocol::kHttp1;
@@ -26,6 +35,8 @@ Protocol detect_protocol(std::string_view first, bool ingress, proto::Side side,
 std::unique_ptr<Decoder> make_decoder(Protocol p, proto::Side side, const DecoderLimits& lim) {
   switch (p) {
   case Protocol::kHttp1: return make_http1_decoder(side, lim);
+  case Protocol::kRedis: return make_redis_decoder(side);
+  case Protocol::kPostgres: return make_postgres_decoder(side);
   default: return nullptr;
   }
 }

@@ -1,5 +1,7 @@
 #include "loader/procfs.hpp"
 
+#include <algorithm>
+
 #include <cerrno>
 #include <csignal>
 #include <cstring>
@@ -10,6 +12,8 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
+
+#include "loader/sock_diag.hpp"
 
 namespace odigos::procfs {
 
@@ -89,7 +93,9 @@ std::vector<uint32_t> pids_running(const ot_exe_key& key) {
   return out;
 }
 
-static void parse_listeners(const std::string& file, std::map<uint64_t, uint16_t>* by_inode) {
+// Fallback only: /proc/PID/net/tcp{,6} list every socket of the namespace
+// (TIME_WAIT included), which takes hundreds of milliseconds on a busy host.
+static void parse_listeners(const std::string& file, sock_diag::Listeners* by_inode) {
   std::ifstream in(file);
   std::string line;
   std::getline(in, line); // header
@@ -108,46 +114,78 @@ static void parse_listeners(const std::string& file, std::map<uint64_t, uint16_t
   }
 }
 
+static sock_diag::Listeners listeners_from_proc(const std::string& proc_net) {
+  sock_diag::Listeners all;
+  parse_listeners(proc_net + "/tcp", &all);
+  parse_listeners(proc_net + "/tcp6", &all);
+  return all;
+}
+
+// Listening sockets of a network namespace: `netns_fd` an open handle on it
+// (-1: our own namespace), `proc_net` its /proc/.../net directory. Asks
+// NETLINK_SOCK_DIAG for listeners only; when that fails (netlink refused, e.g.
+// by a seccomp profile, or no permission to enter another namespace), falls
+// back to parsing the /proc tables, which is slow with many sockets.
+static sock_diag::Listeners listeners_of(int netns_fd, const std::string& proc_net) {
+  if (auto l = sock_diag::tcp_listeners(netns_fd)) return std::move(*l);
+  return listeners_from_proc(proc_net);
+}
+
+static std::vector<uint16_t> sorted_unique(std::vector<uint16_t> v) {
+  std::sort(v.begin(), v.end());
+  v.erase(std::unique(v.begin(), v.end()), v.end());
+  return v;
+}
+
 std::vector<uint16_t> all_listening_ports() {
-  std::map<uint64_t, uint16_t> all;
-  parse_listeners("/proc/net/tcp", &all);
-  parse_listeners("/proc/net/tcp6", &all);
   std::vector<uint16_t> out;
-  for (auto& [ino, port] : all) out.push_back(port);
-  return out;
+  for (auto& [ino, port] : listeners_of(-1, "/proc/net")) out.push_back(port);
+  return sorted_unique(std::move(out));
 }
 
 std::vector<uint16_t> listening_ports(const std::vector<uint32_t>& pids) {
   std::vector<uint16_t> out;
-  // One parse per network namespace: the tables list every socket of the
-  // namespace (TIME_WAIT included), which is slow on a busy host.
-  std::map<std::string, std::map<uint64_t, uint16_t>> by_netns;
+  if (pids.empty()) return out;
+  char self_ns[64] = {};
+  if (readlink("/proc/self/ns/net", self_ns, sizeof(self_ns) - 1) <= 0) self_ns[0] = '\0';
+  // One query per network namespace.
+  std::map<std::string, sock_diag::Listeners> by_netns;
   for (uint32_t pid : pids) {
     std::string base = "/proc/" + std::to_string(pid);
     char ns[64] = {};
     if (readlink((base + "/ns/net").c_str(), ns, sizeof(ns) - 1) <= 0) continue;
     auto [it, fresh] = by_netns.try_emplace(ns);
     if (fresh) {
-      parse_listeners(base + "/net/tcp", &it->second);
-      parse_listeners(base + "/net/tcp6", &it->second);
+      if (self_ns[0] && strcmp(ns, self_ns) == 0) {
+        it->second = listeners_of(-1, base + "/net");
+      } else {
+        int nsfd = open((base + "/ns/net").c_str(), O_RDONLY | O_CLOEXEC);
+        if (nsfd >= 0) {
+          it->second = listeners_of(nsfd, base + "/net");
+          close(nsfd);
+        } else {
+          it->second = listeners_from_proc(base + "/net");
+        }
+      }
     }
     const auto& listeners = it->second;
     if (listeners.empty()) continue;
     DIR* d = opendir((base + "/fd").c_str());
     if (!d) continue;
     while (dirent* e = readdir(d)) {
+      if (e->d_name[0] == '.') continue;
       char target[64] = {};
       std::string link = base + "/fd/" + e->d_name;
       ssize_t n = readlink(link.c_str(), target, sizeof(target) - 1);
       unsigned long long ino = 0;
       if (n > 0 && sscanf(target, "socket:[%llu]", &ino) == 1) {
-        auto it = listeners.find(ino);
-        if (it != listeners.end()) out.push_back(it->second);
+        auto found = listeners.find(ino);
+        if (found != listeners.end()) out.push_back(found->second);
       }
     }
     closedir(d);
   }
-  return out;
+  return sorted_unique(std::move(out));
 }
 
 std::string why_not_executable(const std::string& path) {

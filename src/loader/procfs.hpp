@@ -23,8 +23,10 @@ std::vector<uint32_t> with_descendants(uint32_t pid);
 // The executable's identity as the kernel's sched_process_exec sees it.
 std::optional<ot_exe_key> exe_key(const std::string& path, std::string* error);
 std::vector<uint32_t> pids_running(const ot_exe_key& key);
-// TCP ports the given processes listen on, from /proc/PID/fd and
-// /proc/PID/net/tcp{,6}; every listening port of this namespace for the other.
+// TCP ports the given processes listen on (sorted, no duplicates): their
+// /proc/PID/fd socket inodes matched against the listening sockets of their
+// network namespaces (NETLINK_SOCK_DIAG, or /proc/PID/net/tcp{,6} when netlink
+// fails); every listening port of this namespace for the other.
 std::vector<uint16_t> listening_ports(const std::vector<uint32_t>& pids);
 std::vector<uint16_t> all_listening_ports();
 // Is the file an ELF executable (or a script with #!)? Returns "" when it is,

@@ -101,7 +101,19 @@ void TerminalSink::write(const Record& r) {
     const char* side = r.side == RecordSide::kServer ? "server" : r.side == RecordSide::kClient ? "client" : "?";
     std::string what, status_s;
     const char* status_color = "0";
-    if (r.kind == RecordKind::kRequest) {
+    if (r.kind == RecordKind::kRequest && r.get("db.system.name")) {
+      // Databases: operation and the (sanitised) query, shortened to a line.
+      std::string q = r.get_str("db.query.text");
+      if (q.empty()) q = r.get_str("db.stored_procedure.name");
+      for (auto& c : q)
+        if (c == '\n' || c == '\r' || c == '\t') c = ' ';
+      if (q.size() > 100) q = q.substr(0, 97) + "...";
+      what = fmt::format("{:<7} {}", r.get_str("db.operation.name"), q);
+      std::string code = r.get_str("db.response.status_code");
+      bool failed = !r.get_str("error.type").empty();
+      status_s = failed ? (code.empty() ? std::string("ERR") : code.substr(0, 9)) : "OK";
+      status_color = failed ? "31" : "32";
+    } else if (r.kind == RecordKind::kRequest) {
       std::string target = r.get_str("url.path");
       std::string q = r.get_str("url.query");
       if (!q.empty()) target += "?" + q;
@@ -117,7 +129,7 @@ void TerminalSink::write(const Record& r) {
     std::string err = r.get_str("error.type");
     std::string tail = fmt::format("req {} resp {}", fmt_size(r.get_int("http.request.body.size")),
                                    fmt_size(r.get_int("http.response.body.size")));
-    if (r.kind != RecordKind::kRequest) tail.clear();
+    if (r.kind != RecordKind::kRequest || r.get("db.system.name")) tail.clear();
     if (!err.empty() && !(status_s != "---" && err == status_s)) tail += " " + paint("error=" + err, "1;31");
     line = fmt::format("{} {:<22} {:<6} {:<21} {} {:>9} {}\n", paint(when, "2"), proc, side, peer,
                        paint(fmt::format("{:>3}", status_s), status_color), fmt_ms(r.duration_ms),

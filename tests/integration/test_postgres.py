@@ -1,0 +1,192 @@
+"""PostgreSQL traced by its postmaster PID (covering the backends it forks), as root.
+
+A private cluster (initdb in a temp dir, pg_stat_statements preloaded) on a free TCP port and
+a private Unix socket directory. While odigos-trace --pid <postmaster> runs:
+  (a) psql over TCP and over the Unix socket: simple queries, one error (42P01), and
+      SELECT pg_sleep(0.2);
+  (b) pgbench -M prepared (extended protocol, named statements) for a fixed number of
+      transactions, and a second pgbench whose connection was opened BEFORE the tracer
+      started (its Parse messages were never seen: records name the statement instead).
+Oracles, none of them ours: pg_stat_statements' call counts per statement (reset right
+before the traced work), pgbench's own "number of transactions actually processed", the
+SQLSTATE PostgreSQL defines for an unknown table, and psql's wall time around the sleep.
+Also checks that literals are sanitised by default (db.query.text has '?', not the secret)."""
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+import time
+
+from harness import (Tracer, check, free_port, get, require_root, run_main, skip, wait_port)
+
+PG_BIN = None
+for v in ("17", "16", "15"):
+    if os.path.exists(f"/usr/lib/postgresql/{v}/bin/postgres"):
+        PG_BIN = f"/usr/lib/postgresql/{v}/bin"
+        break
+
+
+def as_postgres(cmd, **kw):
+    return subprocess.run(["runuser", "-u", "postgres", "--"] + cmd, check=True,
+                          capture_output=True, text=True, timeout=120, **kw)
+
+
+class Cluster:
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="odigos-pg-")
+        os.chmod(self.dir, 0o755)
+        pw = pwd.getpwnam("postgres")
+        os.chown(self.dir, pw.pw_uid, pw.pw_gid)
+        self.data = os.path.join(self.dir, "data")
+        self.sock = self.dir
+        self.port = free_port()
+        as_postgres([f"{PG_BIN}/initdb", "-D", self.data, "-A", "trust", "-U", "postgres"])
+        with open(os.path.join(self.data, "postgresql.conf"), "a") as f:
+            f.write(f"listen_addresses = '127.0.0.1'\nport = {self.port}\n"
+                    f"unix_socket_directories = '{self.sock}'\n"
+                    "shared_preload_libraries = 'pg_stat_statements'\n"
+                    "pg_stat_statements.track = all\nfsync = off\n")
+        self.log = os.path.join(self.dir, "server.log")
+        self.proc = subprocess.Popen(["runuser", "-u", "postgres", "--", f"{PG_BIN}/postgres",
+                                      "-D", self.data], stdout=open(self.log, "w"),
+                                     stderr=subprocess.STDOUT)
+        wait_port(self.port, timeout=30)
+        for _ in range(100):
+            if self.psql_ok("SELECT 1"):
+                break
+            time.sleep(0.1)
+        self.pid = int(open(os.path.join(self.data, "postmaster.pid")).readline())
+
+    def psql(self, sql, host="127.0.0.1", db="postgres", check_rc=True):
+        r = subprocess.run(["psql", "-X", "-q", "-At", "-h", host, "-p", str(self.port), "-U",
+                            "postgres", "-d", db, "-c", sql], capture_output=True, text=True,
+                           timeout=60, env=dict(os.environ, PGSSLMODE="disable"))
+        if check_rc:
+            check(r.returncode == 0, f"psql {sql!r} failed: {r.stderr}")
+        return r
+
+    def psql_ok(self, sql):
+        try:
+            return self.psql(sql, check_rc=False).returncode == 0
+        except Exception:
+            return False
+
+    def stop(self):
+        try:
+            as_postgres([f"{PG_BIN}/pg_ctl", "-D", self.data, "-m", "immediate", "stop"])
+        except Exception:
+            self.proc.kill()
+        self.proc.wait(30)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def stmt_calls(c, like, db):
+    out = c.psql(f"SELECT coalesce(sum(s.calls),0) FROM pg_stat_statements s JOIN pg_database d "
+                 f"ON d.oid = s.dbid WHERE d.datname = '{db}' AND s.query LIKE '{like}'"
+                 ).stdout.strip()
+    return int(out or 0)
+
+
+def main(a):
+    binary = a.binary
+    require_root()
+    if not PG_BIN or not shutil.which("psql") or not shutil.which("pgbench"):
+        skip("PostgreSQL server/psql/pgbench missing: run scripts/install-deps.sh")
+    c = Cluster()
+    try:
+        c.psql("CREATE EXTENSION pg_stat_statements")
+        for db in ("bench", "early"):
+            c.psql(f"CREATE DATABASE {db}")
+            subprocess.run(["pgbench", "-i", "-q", "-s", "1", "-h", "127.0.0.1", "-p",
+                            str(c.port), "-U", "postgres", db], check=True, capture_output=True,
+                           timeout=120)
+        # A pgbench whose connection (and Parse messages) predate the tracer: -T keeps it running
+        # across the tracer's start.
+        early = subprocess.Popen(["pgbench", "-M", "prepared", "-c", "1", "-T", "6", "-h",
+                                  "127.0.0.1", "-p", str(c.port), "-U", "postgres", "early"],
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        time.sleep(1.0)
+        t = Tracer(binary, ["--pid", str(c.pid)]).wait_attached()
+        c.psql("SELECT pg_stat_statements_reset()")
+        try:
+            # (a) simple queries, TCP and Unix socket.
+            secret = "hunter2-literal"
+            c.psql(f"SELECT '{secret}' AS s, 42 AS n")
+            c.psql("SELECT count(*) FROM pg_class", host=c.sock)
+            err = c.psql("SELECT * FROM no_such_table_odigos", check_rc=False)
+            check(err.returncode != 0 and "no_such_table_odigos" in err.stderr,
+                  f"the error query did not fail: {err.stderr}")
+            t0 = time.monotonic()
+            c.psql("SELECT pg_sleep(0.2)", host=c.sock)
+            psql_wall_ms = (time.monotonic() - t0) * 1000
+            # (b) pgbench, extended protocol with named prepared statements.
+            pb = subprocess.run(["pgbench", "-M", "prepared", "-c", "2", "-t", "100", "-h",
+                                 "127.0.0.1", "-p", str(c.port), "-U", "postgres", "bench"],
+                                capture_output=True, text=True, timeout=120)
+            check(pb.returncode == 0, f"pgbench failed: {pb.stderr}")
+            early_out, _ = early.communicate(timeout=60)
+            time.sleep(0.5)
+            oracle_updates = stmt_calls(c, "UPDATE pgbench_accounts%", "bench")
+        finally:
+            if early.poll() is None:
+                early.kill()
+            rc = t.stop()
+        check(rc == 0, f"tracer exit {rc}:\n{t.stderr()}")
+        recs = [r for r in t.records() if r.get("protocol") == "postgresql"]
+        print(f"  {len(recs)} postgresql records; summary: {t.stderr().strip().splitlines()[-1]}")
+        check(recs, "no postgresql records")
+        for r in recs:
+            check(get(r, "db.system.name") == "postgresql", f"db.system.name: {r}")
+            check(r.get("side") == "server", f"not a server record: {r}")
+
+        texts = [get(r, "db.query.text", "") for r in recs]
+        # Sanitised by default: the literal never appears, its query does with '?'.
+        check(not any(secret in x for x in texts), "a literal leaked into db.query.text")
+        lit = [r for r in recs if "AS s" in get(r, "db.query.text", "")]
+        check(len(lit) == 1 and "?" in get(lit[0], "db.query.text"), f"sanitised query: {lit}")
+        check(get(lit[0], "db.operation.name") == "SELECT", f"operation: {lit[0]}")
+        check(get(lit[0], "db.response.returned_rows") == 1, f"rows: {lit[0]}")
+        check(get(lit[0], "db.namespace") == "postgres", f"namespace: {lit[0]}")
+
+        unix = [r for r in recs if get(r, "db.query.text") == "SELECT count(*) FROM pg_class"]
+        check(len(unix) == 1 and get(unix[0], "network.transport") == "unix",
+              f"query over the Unix socket: {unix}")
+
+        errs = [r for r in recs if "no_such_table_odigos" in get(r, "db.query.text", "")]
+        check(len(errs) == 1, f"error records: {errs}")
+        check(get(errs[0], "db.response.status_code") == "42P01" and
+              get(errs[0], "error.type") == "42P01", f"SQLSTATE of the error: {errs[0]}")
+
+        sl = [r for r in recs if "pg_sleep" in get(r, "db.query.text", "")]
+        check(len(sl) == 1, f"pg_sleep records: {sl}")
+        d = sl[0]["duration_ms"]
+        check(200 <= d <= psql_wall_ms, f"pg_sleep(0.2) took {d} ms; psql's wall time "
+                                         f"{psql_wall_ms:.1f} ms")
+
+        # pgbench: every UPDATE pgbench_accounts the server ran in database "bench" (the
+        # traced pgbench's) is exactly one record with its text.
+        ours = [r for r in recs if get(r, "db.query.text", "").startswith("UPDATE pgbench_accounts")
+                and get(r, "db.namespace") == "bench" and not get(r, "odigos.db.prepare")]
+        named = [r for r in recs if get(r, "db.stored_procedure.name") is not None and
+                 get(r, "db.query.text") is None]
+        print(f"  UPDATE pgbench_accounts in 'bench': pg_stat_statements {oracle_updates}, "
+              f"records {len(ours)}; records naming a statement prepared before tracing: "
+              f"{len(named)}")
+        tx = int([l for l in pb.stdout.splitlines() if "actually processed" in l][0].split(":")[1]
+                 .split("/")[0])
+        check(tx == 200, f"pgbench processed {tx} transactions")
+        check(oracle_updates == tx, f"pg_stat_statements counts {oracle_updates} UPDATEs for "
+                                    f"{tx} transactions")
+        check(len(ours) == oracle_updates, f"{len(ours)} UPDATE records, the server ran "
+                                           f"{oracle_updates}")
+        # The early pgbench's statements were prepared before tracing: its Executes are
+        # reported with the statement's name, text unknown.
+        check(named, "no record names a statement whose Parse predates tracing")
+        check("early" in early_out or "transactions" in early_out, f"early pgbench: {early_out}")
+    finally:
+        c.stop()
+
+
+if __name__ == "__main__":
+    run_main(main)
