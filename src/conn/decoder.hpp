@@ -80,5 +80,6 @@ class Decoder {
 std::unique_ptr<Decoder> make_http1_decoder(proto::Side side, const DecoderLimits& lim);
 std::unique_ptr<Decoder> make_redis_decoder(proto::Side side);
 std::unique_ptr<Decoder> make_postgres_decoder(proto::Side side);
+std::unique_ptr<Decoder> make_mysql_decoder(proto::Side side);
 
 } // namespace odigos
