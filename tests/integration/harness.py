@@ -319,3 +319,15 @@ def run_main(fn):
         sys.exit(1)
     print("PASS")
     sys.exit(0)
+
+
+def check_schema(records):
+    """Every key of every record is documented in docs/schema/record.schema.json, with the
+    documented type (the walker of test_schema.py)."""
+    from test_schema import SCHEMA, walk
+    with open(SCHEMA) as f:
+        schema = json.load(f)
+    errors = []
+    for r in records:
+        walk(r, schema, "", errors)
+    check(not errors, "records do not match the schema:\n  " + "\n  ".join(sorted(set(errors))[:30]))

@@ -16,7 +16,7 @@ import subprocess
 import tempfile
 import time
 
-from harness import Tracer, check, free_port, get, require_root, run_main, skip, wait_port
+from harness import check_schema, Tracer, check, free_port, get, require_root, run_main, skip, wait_port
 
 
 class Server:
@@ -103,6 +103,7 @@ def main(a):
             rc = t.stop()
         check(rc == 0, f"tracer exit {rc}:\n{t.stderr()}")
         recs = [r for r in t.records() if get(r, "db.system.name") in ("mysql", "mariadb")]
+        check_schema(t.records())
         print(f"  {len(recs)} mysql/mariadb records; " + t.stderr().strip().splitlines()[-1])
         check(recs, "no records")
         for r in recs:

@@ -18,7 +18,7 @@ import subprocess
 import tempfile
 import time
 
-from harness import (Tracer, check, free_port, get, require_root, run_main, skip, wait_port)
+from harness import (check_schema, Tracer, check, free_port, get, require_root, run_main, skip, wait_port)
 
 PG_BIN = None
 for v in ("17", "16", "15"):
@@ -134,6 +134,7 @@ def main(a):
             rc = t.stop()
         check(rc == 0, f"tracer exit {rc}:\n{t.stderr()}")
         recs = [r for r in t.records() if r.get("protocol") == "postgresql"]
+        check_schema(t.records())
         print(f"  {len(recs)} postgresql records; summary: {t.stderr().strip().splitlines()[-1]}")
         check(recs, "no postgresql records")
         for r in recs:
@@ -184,6 +185,23 @@ def main(a):
         # reported with the statement's name, text unknown.
         check(named, "no record names a statement whose Parse predates tracing")
         check("early" in early_out or "transactions" in early_out, f"early pgbench: {early_out}")
+
+        # Client side: psql launched by the tracer, over TCP and over the Unix socket (where
+        # the kernel sees no connect role: the decoder decides from the bytes).
+        import json
+        for host in ("127.0.0.1", c.sock):
+            out = os.path.join(c.dir, "client.ndjson")
+            p = subprocess.run([binary, "-q", "-o", out, "--", "psql", "-X", "-At", "-h", host,
+                                "-p", str(c.port), "-U", "postgres", "-c", "SELECT 6 * 7"],
+                               capture_output=True, text=True, timeout=60,
+                               env=dict(os.environ, PGSSLMODE="disable"))
+            check(p.returncode == 0 and p.stdout.strip() == "42", f"launched psql: {p.stdout}{p.stderr}")
+            crecs = [json.loads(l) for l in open(out) if '"kind":"request"' in l]
+            check_schema(crecs)
+            q = [r for r in crecs if get(r, "db.query.text") == "SELECT ? * ?"]
+            check(len(q) == 1 and q[0]["side"] == "client" and q[0]["complete"] and
+                  get(q[0], "db.response.returned_rows") == 1,
+                  f"client-side record over {host}: {crecs}")
     finally:
         c.stop()
 

@@ -15,7 +15,7 @@ import subprocess
 import tempfile
 import time
 
-from harness import Tracer, check, free_port, get, require_root, run_main, skip, wait_port
+from harness import check_schema, Tracer, check, free_port, get, require_root, run_main, skip, wait_port
 
 
 def cli(port, *args, sock=None):
@@ -70,6 +70,7 @@ def main(a):
             rc = t.stop()
         check(rc == 0, f"tracer exit {rc}:\n{t.stderr()}")
         recs = [r for r in t.records() if r.get("protocol") == "redis"]
+        check_schema(t.records())
         print(f"  {len(recs)} redis records; server counted {stats}")
         print("  " + t.stderr().strip().splitlines()[-1])
         for r in recs:

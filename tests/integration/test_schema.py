@@ -59,4 +59,5 @@ def test(a):
     print(f"  {len(recs)} records checked against the schema")
 
 
-run_main(test)
+if __name__ == "__main__":
+    run_main(test)
