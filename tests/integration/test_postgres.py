@@ -42,7 +42,15 @@ class Cluster:
         self.sock = self.dir
         self.port = free_port()
         as_postgres([f"{PG_BIN}/initdb", "-D", self.data, "-A", "trust", "-U", "postgres"])
+        # A self-signed certificate so that SSL can be accepted (sslmode=require).
+        crt, key = os.path.join(self.data, "server.crt"), os.path.join(self.data, "server.key")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                        "-subj", "/CN=localhost", "-keyout", key, "-out", crt],
+                       check=True, capture_output=True, timeout=60)
+        os.chmod(key, 0o600)
+        subprocess.run(["chown", "postgres:postgres", crt, key], check=True)
         with open(os.path.join(self.data, "postgresql.conf"), "a") as f:
+            f.write("ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n")
             f.write(f"listen_addresses = '127.0.0.1'\nport = {self.port}\n"
                     f"unix_socket_directories = '{self.sock}'\n"
                     "shared_preload_libraries = 'pg_stat_statements'\n"
@@ -93,6 +101,9 @@ def main(a):
     require_root()
     if not PG_BIN or not shutil.which("psql") or not shutil.which("pgbench"):
         skip("PostgreSQL server/psql/pgbench missing: run scripts/install-deps.sh")
+    # Every client here speaks plaintext unless it asks for TLS itself (the server accepts
+    # SSL; libpq's default sslmode=prefer would encrypt everything).
+    os.environ["PGSSLMODE"] = "disable"
     c = Cluster()
     try:
         c.psql("CREATE EXTENSION pg_stat_statements")
@@ -117,6 +128,25 @@ def main(a):
             err = c.psql("SELECT * FROM no_such_table_odigos", check_rc=False)
             check(err.returncode != 0 and "no_such_table_odigos" in err.stderr,
                   f"the error query did not fail: {err.stderr}")
+            # COPY out and in (CopyData streams must not desynchronise the connection: the
+            # query after them on the same connection is decoded too).
+            c.psql("CREATE TABLE copy_target (n int)")
+            co = subprocess.run(["psql", "-X", "-q", "-h", "127.0.0.1", "-p", str(c.port), "-U",
+                                 "postgres", "-c", "COPY (SELECT generate_series(1, 1000)) TO STDOUT",
+                                 "-c", "SELECT 'after-copy-out'"], capture_output=True, text=True,
+                                timeout=60, env=dict(os.environ, PGSSLMODE="disable"))
+            check(co.returncode == 0 and co.stdout.count("\n") >= 1000, f"COPY TO STDOUT: {co.stderr}")
+            cp = subprocess.run(["psql", "-X", "-q", "-h", "127.0.0.1", "-p", str(c.port), "-U",
+                                 "postgres", "-c", "COPY copy_target FROM STDIN", "-c",
+                                 "SELECT 'after-copy-in'"],
+                                input="".join(f"{i}\n" for i in range(500)), capture_output=True,
+                                text=True, timeout=60, env=dict(os.environ, PGSSLMODE="disable"))
+            check(cp.returncode == 0, f"COPY FROM STDIN: {cp.stderr}")
+            # An encrypted connection: one explicit record, nothing decoded.
+            ssl = subprocess.run(["psql", "-X", "-At", f"host=127.0.0.1 port={c.port} user=postgres "
+                                  "dbname=postgres sslmode=require", "-c", "SELECT 'encrypted'"],
+                                 capture_output=True, text=True, timeout=60)
+            check(ssl.returncode == 0 and ssl.stdout.strip() == "encrypted", f"SSL psql: {ssl.stderr}")
             t0 = time.monotonic()
             c.psql("SELECT pg_sleep(0.2)", host=c.sock)
             psql_wall_ms = (time.monotonic() - t0) * 1000
@@ -149,6 +179,20 @@ def main(a):
         check(get(lit[0], "db.operation.name") == "SELECT", f"operation: {lit[0]}")
         check(get(lit[0], "db.response.returned_rows") == 1, f"rows: {lit[0]}")
         check(get(lit[0], "db.namespace") == "postgres", f"namespace: {lit[0]}")
+
+        copies = [r for r in recs if get(r, "db.operation.name") == "COPY"]
+        out_rows = sorted(get(r, "db.response.returned_rows", get(r, "odigos.db.affected_rows", -1))
+                          for r in copies)
+        check(len(copies) == 2 and out_rows == [500, 1000], f"COPY records: {copies}")
+        for tag in ("after-copy-out", "after-copy-in"):
+            check(any(get(r, "db.query.text") == "SELECT ?" and r["complete"] for r in recs
+                      if r["process"]["pid"] in {c2["process"]["pid"] for c2 in copies}),
+                  f"query after COPY ({tag}) not decoded")
+        enc = [r for r in t.records(kind="connection") if r.get("protocol") == "postgresql"]
+        check(len(enc) == 1 and "encrypted" in get(enc[0], "odigos.note", ""),
+              f"SSL connection record: {enc}")
+        check(not any(get(r, "db.query.text") == "SELECT ?" and r["process"]["pid"] ==
+                      enc[0]["process"]["pid"] for r in recs), "bytes of the TLS connection decoded")
 
         unix = [r for r in recs if get(r, "db.query.text") == "SELECT count(*) FROM pg_class"]
         check(len(unix) == 1 and get(unix[0], "network.transport") == "unix",

@@ -59,6 +59,26 @@ def main(a):
             t0 = time.monotonic()
             cli(port, "BLPOP", "empty-list", "0.2", sock=sock)
             blpop_wall = (time.monotonic() - t0) * 1000
+            # MULTI/EXEC on one connection (redis-cli reads commands from stdin).
+            m = subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", str(port)],
+                               input="MULTI\nSET txkey 1\nINCR txkey\nEXEC\n", capture_output=True,
+                               text=True, timeout=30)
+            check("QUEUED" in m.stdout and m.stdout.strip().endswith("2"), f"MULTI/EXEC: {m.stdout}")
+            # RESP3 (HELLO 3 first): a map reply.
+            r3 = subprocess.run(["redis-cli", "-3", "-h", "127.0.0.1", "-p", str(port), "HGETALL",
+                                 "nohash"], capture_output=True, text=True, timeout=30)
+            check(r3.returncode == 0, f"redis-cli -3: {r3.stderr}")
+            # Pub/sub: messages pushed to a subscriber are not replies to anything.
+            sub = subprocess.Popen(["redis-cli", "-h", "127.0.0.1", "-p", str(port), "SUBSCRIBE",
+                                    "news"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                   text=True)
+            time.sleep(0.5)
+            for i in range(3):
+                cli(port, "PUBLISH", "news", f"message-{i}")
+            time.sleep(0.3)
+            sub.terminate()
+            sub_out = sub.communicate(timeout=10)[0]
+            check(sub_out.count("message-") == 3, f"subscriber saw: {sub_out}")
             for extra in (["-P", "16"], []):
                 b = subprocess.run(["redis-benchmark", "-h", "127.0.0.1", "-p", str(port), "-n",
                                     "5000", "-c", "4", "-t", "set,get", "-q"] + extra,
@@ -111,6 +131,22 @@ def main(a):
                                     f"{wall:.1f} ms")
             check(rs[0]["complete"], f"{op} incomplete: {rs[0]}")
 
+        # MULTI/EXEC: one record per command, each with its own reply (QUEUED, then EXEC's array).
+        for op in ("MULTI", "EXEC"):
+            check(ops.get(op) == 1 and stats.get(op) == 1, f"{op}: {ops.get(op)} records, server "
+                                                             f"{stats.get(op)}")
+        execs = [r for r in recs if get(r, "db.operation.name") == "EXEC"]
+        check(get(execs[0], "db.response.returned_rows") == 2, f"EXEC reply: {execs}")
+        incrs = [r for r in recs if get(r, "db.operation.name") == "INCR"]
+        check(len(incrs) == 1 and incrs[0]["complete"], f"queued INCR: {incrs}")
+        # RESP3: HELLO and HGETALL decoded.
+        check(ops.get("HELLO") == stats.get("HELLO") == 1, f"HELLO: {ops.get('HELLO')}")
+        check(ops.get("HGETALL") == stats.get("HGETALL") == 1, f"HGETALL: {ops.get('HGETALL')}")
+        # Pub/sub: one SUBSCRIBE record, three PUBLISH records, and no record made of the three
+        # pushed messages.
+        check(ops.get("SUBSCRIBE") == 1 and ops.get("PUBLISH") == stats.get("PUBLISH") == 3,
+              f"pub/sub records: SUBSCRIBE {ops.get('SUBSCRIBE')}, PUBLISH {ops.get('PUBLISH')}")
+
         # Client side: the tracer launches redis-cli.
         out = os.path.join(tmp, "client.ndjson")
         c = subprocess.run([a.binary, "-q", "-o", out, "--", "redis-cli", "-h", "127.0.0.1",
@@ -123,6 +159,13 @@ def main(a):
         check(len(incr) == 1 and incr[0]["side"] == "client" and
               get(incr[0], "server.port") == port and incr[0]["complete"],
               f"client-side INCR record: {crecs}")
+        # --no-redact shows argument values verbatim.
+        c = subprocess.run([a.binary, "-q", "--no-redact", "-o", out, "--", "redis-cli", "-h",
+                            "127.0.0.1", "-p", str(port), "SET", "plainkey", "visible-value"],
+                           capture_output=True, text=True, timeout=60)
+        crecs = [json.loads(l) for l in open(out) if '"kind":"request"' in l]
+        check([get(r, "db.query.text") for r in crecs] == ["SET plainkey visible-value"],
+              f"--no-redact: {crecs}")
     finally:
         srv.terminate()
         srv.wait(20)
