@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# Longer fuzzing runs than CTest's (30 s each). Usage: scripts/fuzz.sh [SECONDS] [TARGET...]
-# Targets: http1 (the HTTP/1 session on split/gapped streams), events (ring-buffer records
-# into the connection tracker). The corpus grows in build/corpus_<target>; a crash leaves
-# crash-* files in build/: add the input to tests/fuzz/corpus/<target>/ and a unit test.
+# Longer fuzzing runs than CTest's (20 s each). Usage: scripts/fuzz.sh [SECONDS] [TARGET...]
+# Targets: every tests/fuzz/fuzz_NAME.cpp: http1, redis, postgres, mysql (sessions on
+# split/gapped/uncaptured streams), sql (the sanitiser), events (ring-buffer records into the
+# connection tracker). The corpus grows in build/corpus_<target>; a crash leaves crash-* files
+# in build/: add the input to tests/fuzz/corpus/<target>/ (every CTest run replays the seed
+# corpus first, so it stays a regression test) and, where it shows a rule, a unit test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_EACH=${1:-600}
 shift || true
-TARGETS=${*:-http1 events}
+TARGETS=${*:-$(cd tests/fuzz && ls fuzz_*.cpp | sed 's/^fuzz_//; s/\.cpp$//' | tr '\n' ' ')}
 ./scripts/build.sh >/dev/null
 cd build
 for t in $TARGETS; do

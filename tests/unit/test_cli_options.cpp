@@ -79,7 +79,7 @@ TEST_CASE("bad flags fail with the tool's error code", "[cli]") {
   CHECK(parse({"--help"}).exit_code == 0);
 }
 
-TEST_CASE("--max-connections takes a count within bounds", "[cli]") {
+TEST_CASE("max-connections takes a count within bounds", "[cli]") {
   auto d = parse({"--pid", "1"});
   REQUIRE(d.options);
   CHECK(d.options->max_connections == 65536);
