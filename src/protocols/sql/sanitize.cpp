@@ -117,10 +117,12 @@ class Sanitizer {
   }
 
   // A comment [.., next) is dropped.
-  void drop_comment(size_t next, bool line) {
+  void drop_comment(size_t next, bool line, bool unterminated = false) {
     if (my_ && out_.size() >= 2 && out_[out_.size() - 1] == '-' && out_[out_.size() - 2] == '-') {
       // "--" that was not a comment (no space after it) must not become one.
-      out_ += line ? "#" : "/**/";
+      // An unterminated block comment (a capture cut inside it) runs to the end of
+      // the text: a line comment is the same there, and never longer.
+      out_ += (line || unterminated) ? "#" : "/**/";
       return;
     }
     if (!out_.empty() && !is_space(static_cast<unsigned char>(out_.back())) && next < n_ &&
@@ -196,7 +198,9 @@ class Sanitizer {
         }
       }
       const size_t e = block_comment_end(i);
-      drop_comment(e, false);
+      // Unterminated: runs to the end of the text without its "*/" (a cut capture).
+      const bool open = e - i < 4 || at(e - 2) != '*' || at(e - 1) != '/';
+      drop_comment(e, false, open);
       return e;
     }
     if (c == '\'') {
