@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <cstring>
 #include <fcntl.h>
+#include <poll.h>
 #include <fmt/format.h>
 #include <set>
 #include <sys/prctl.h>
@@ -347,6 +348,13 @@ int run_tracer(const Options& opt_in, const char* self_exe) {
   std::optional<int> child_status;
   std::string end_reason = "interrupted";
   const char* stop_reason = nullptr;
+  // A reader of our stdout pipe that went away (`| head -1`) is otherwise only
+  // noticed at the next write, which may never come on an idle host: a pipe
+  // whose read end is closed reports POLLERR, checked every round.
+  struct stat out_st{};
+  const bool watch_stdout = (opt.json || !opt.quiet) && fstat(STDOUT_FILENO, &out_st) == 0 &&
+                            S_ISFIFO(out_st.st_mode);
+  bool stdout_gone = false;
   while (true) {
     reader.budget = 8192;
     int n = ring_buffer__poll(rb, 100);
@@ -365,6 +373,14 @@ int run_tracer(const Options& opt_in, const char* self_exe) {
     if (sink_failed) {
       stop_reason = "output closed";
       break;
+    }
+    if (watch_stdout) {
+      pollfd pfd{STDOUT_FILENO, 0, 0};
+      if (poll(&pfd, 1, 0) == 1 && (pfd.revents & (POLLERR | POLLHUP))) {
+        stdout_gone = true;
+        stop_reason = "output closed";
+        break;
+      }
     }
     uint64_t now = WallClock::monotonic_now_ns();
     tracker.tick(now);
@@ -426,7 +442,7 @@ int run_tracer(const Options& opt_in, const char* self_exe) {
   ring_buffer__free(rb);
   probes.reset(); // detach
   std::string sink_error;
-  bool broken_pipe = false;
+  bool broken_pipe = stdout_gone;
   for (auto& s : sinks) {
     s->flush();
     if (!s->ok() && sink_error.empty()) {
