@@ -345,6 +345,7 @@ int run_tracer(const Options& opt_in, const char* self_exe) {
   const bool ends_with_targets = pc.filter_pid && exe_keys.empty();
   const bool status_line = !opt.quiet && isatty(STDERR_FILENO) && !opt.verbose;
   uint64_t last_status = 0, last_drop_check = 0, dropped_reported = 0, last_target_check = 0;
+  std::vector<uint64_t> dropped_per_cpu;
   std::optional<int> child_status;
   std::string end_reason = "interrupted";
   const char* stop_reason = nullptr;
@@ -386,13 +387,25 @@ int run_tracer(const Options& opt_in, const char* self_exe) {
     tracker.tick(now);
     if (now - last_drop_check > 250'000'000ull) {
       last_drop_check = now;
-      uint64_t d = probes->drops(OT_DROP_RINGBUF);
+      std::vector<uint64_t> per_cpu = probes->drops_per_cpu(OT_DROP_RINGBUF);
+      uint64_t d = 0;
+      for (auto v : per_cpu) d += v;
       if (d > dropped_reported) {
         Record r;
         r.kind = RecordKind::kLoss;
         r.start_ns = clock.to_wall_ns(now);
         r.set("odigos.lost_events", int64_t(d - dropped_reported));
         r.set("odigos.lost_events_total", int64_t(d));
+        // Which CPUs lost them (the events of a connection come from the CPUs its
+        // process ran on): "cpu0=12 cpu1=3", since the previous loss record.
+        std::string cpus;
+        for (size_t c = 0; c < per_cpu.size(); c++) {
+          uint64_t before = c < dropped_per_cpu.size() ? dropped_per_cpu[c] : 0;
+          if (per_cpu[c] > before)
+            cpus += fmt::format("{}cpu{}={}", cpus.empty() ? "" : " ", c, per_cpu[c] - before);
+        }
+        r.set("odigos.lost_events_cpus", cpus);
+        dropped_per_cpu = per_cpu;
         emit(r);
         records--; // not a decoded record
         fmt::print(stderr, "odigos-trace: warning: {} events lost (ring buffer full); "

@@ -132,16 +132,20 @@ size_t BpfProbes::traced_tgid_count() const {
   return n;
 }
 
-uint64_t BpfProbes::drops(ot_drop_kind kind) const {
+std::vector<uint64_t> BpfProbes::drops_per_cpu(ot_drop_kind kind) const {
   int ncpu = libbpf_num_possible_cpus();
-  if (ncpu <= 0) return 0;
+  if (ncpu <= 0) return {};
   std::vector<uint64_t> vals(size_t(ncpu), 0);
   uint32_t k = kind;
   if (bpf_map__lookup_elem(skel_->maps.drops, &k, sizeof(k), vals.data(),
                            vals.size() * sizeof(uint64_t), 0) != 0)
-    return 0;
+    return {};
+  return vals;
+}
+
+uint64_t BpfProbes::drops(ot_drop_kind kind) const {
   uint64_t sum = 0;
-  for (auto v : vals) sum += v;
+  for (auto v : drops_per_cpu(kind)) sum += v;
   return sum;
 }
 

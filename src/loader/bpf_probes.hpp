@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 extern "C" {
 #include "odigos/abi.h"
@@ -45,6 +46,7 @@ class BpfProbes {
   void ignore_conn(uint64_t cookie);
   size_t traced_tgid_count() const;
   uint64_t drops(ot_drop_kind kind) const; // summed over CPUs
+  std::vector<uint64_t> drops_per_cpu(ot_drop_kind kind) const; // index: CPU
   int events_fd() const;
   int bpf_program_count() const;
 

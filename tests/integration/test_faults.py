@@ -56,6 +56,12 @@ def overflow(a):
     loss = t.records(kind="loss")
     check(loss and sum(get(r, "odigos.lost_events") for r in loss) > 0,
           "no loss record in the JSON stream")
+    # Each loss record says which CPUs lost how many ("cpu0=12 cpu1=3"), adding up.
+    for r in loss:
+        parts = get(r, "odigos.lost_events_cpus", "").split()
+        per = [int(p.split("=")[1]) for p in parts if re.fullmatch(r"cpu\d+=\d+", p)]
+        check(per and len(per) == len(parts) and sum(per) == get(r, "odigos.lost_events"),
+              f"loss record CPUs do not add up: {r}")
     check("events lost (ring buffer full)" in t.stderr(), "no live loss warning on stderr")
     m = re.search(r"[;,] (\d+) events lost", t.stderr())
     check(m and int(m.group(1)) > 0, f"summary does not report the loss:\n{t.stderr()}")
