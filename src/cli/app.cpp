@@ -290,18 +290,7 @@ int run_tracer(const Options& opt_in, const char* self_exe) {
   topt.http_limits.max_body_keep = std::max<size_t>(opt.show_body, 0);
   topt.max_connections = opt.max_connections;
   topt.server_ports = listening;
-  if (!opt.protocol.empty()) parse_protocol(opt.protocol, topt.detect.forced);
-  for (auto& [port, name] : opt.port_protocols) {
-    Protocol p;
-    if (parse_protocol(name, p)) topt.detect.port_hints.emplace_back(port, p);
-  }
-  if (!opt.protocols.empty()) {
-    topt.detect.enabled = 0;
-    for (auto& name : opt.protocols) {
-      Protocol p;
-      if (parse_protocol(name, p)) topt.detect.enabled |= 1u << unsigned(p);
-    }
-  }
+  topt.detect = opt.detect;
   ConnTracker tracker(
       topt, clock, emit, [&](uint64_t cookie) { probes->ignore_conn(cookie); },
       [&](const ot_proc_event&) {});
@@ -351,11 +340,12 @@ int run_tracer(const Options& opt_in, const char* self_exe) {
   const char* stop_reason = nullptr;
   // A reader of our stdout pipe that went away (`| head -1`) is otherwise only
   // noticed at the next write, which may never come on an idle host: a pipe
-  // whose read end is closed reports POLLERR, checked every round.
+  // whose read end is closed reports POLLERR, checked every 100 ms.
   struct stat out_st{};
   const bool watch_stdout = (opt.json || !opt.quiet) && fstat(STDOUT_FILENO, &out_st) == 0 &&
                             S_ISFIFO(out_st.st_mode);
   bool stdout_gone = false;
+  uint64_t last_stdout_check = 0;
   while (true) {
     reader.budget = 8192;
     int n = ring_buffer__poll(rb, 100);
@@ -375,7 +365,9 @@ int run_tracer(const Options& opt_in, const char* self_exe) {
       stop_reason = "output closed";
       break;
     }
-    if (watch_stdout) {
+    uint64_t now = WallClock::monotonic_now_ns();
+    if (watch_stdout && now - last_stdout_check > 100'000'000ull) {
+      last_stdout_check = now; // a syscall: not on every round under load
       pollfd pfd{STDOUT_FILENO, 0, 0};
       if (poll(&pfd, 1, 0) == 1 && (pfd.revents & (POLLERR | POLLHUP))) {
         stdout_gone = true;
@@ -383,7 +375,6 @@ int run_tracer(const Options& opt_in, const char* self_exe) {
         break;
       }
     }
-    uint64_t now = WallClock::monotonic_now_ns();
     tracker.tick(now);
     if (now - last_drop_check > 250'000'000ull) {
       last_drop_check = now;
@@ -473,7 +464,7 @@ int run_tracer(const Options& opt_in, const char* self_exe) {
                "odigos-trace: {} ({:.1f} s): {} records from {} processes; {} connections, "
                "{} not decoded (ignored); {} events, {} events lost{}{}{}\n",
                stop_reason ? stop_reason : "stopped", secs, st.records, processes_seen.size(),
-               st.connections, st.not_http, st.events, drops,
+               st.connections, st.not_decoded, st.events, drops,
                table_drops ? fmt::format(", {} connections untracked (table full)", table_drops) : "",
                st.evicted ? fmt::format(", {} connections evicted (--max-connections {})",
                                         st.evicted, opt.max_connections)

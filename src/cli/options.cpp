@@ -1,6 +1,5 @@
 #include "cli/options.hpp"
 
-#include "conn/decoder.hpp"
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
@@ -108,10 +107,11 @@ ParseOutcome parse_options(int argc, char** argv) {
   app.add_option("-e,--exe", o.exes, "Trace every process running this executable, now and later (repeatable)");
   app.add_flag("-a,--all", o.all, "Trace every process on the host");
   std::vector<std::string> port_args, protocols_arg;
+  std::string protocol_arg;
   app.add_option("--port", port_args,
                  "Only connections with this local or remote port; PORT=PROTO also decodes them "
                  "as PROTO (repeatable)");
-  app.add_option("--protocol", o.protocol,
+  app.add_option("--protocol", protocol_arg,
                  "Decode every connection as this protocol (http, redis, postgresql, mysql)");
   app.add_option("--protocols", protocols_arg,
                  "Decode only these protocols, comma-separated (default: all)")
@@ -219,19 +219,17 @@ ParseOutcome parse_options(int argc, char** argv) {
       if (!parse_protocol(proto, p))
         return fail("--port " + a + ": unknown protocol '" + proto +
                     "' (http, redis, postgresql, mysql)");
-      o.port_protocols.emplace_back(uint16_t(port), proto);
+      o.detect.port_hints.emplace_back(uint16_t(port), p);
     }
   }
-  if (!o.protocol.empty()) {
-    Protocol p;
-    if (!parse_protocol(o.protocol, p))
-      return fail("--protocol: unknown protocol '" + o.protocol + "' (http, redis, postgresql, mysql)");
-  }
+  if (!protocol_arg.empty() && !parse_protocol(protocol_arg, o.detect.forced))
+    return fail("--protocol: unknown protocol '" + protocol_arg + "' (http, redis, postgresql, mysql)");
+  if (!protocols_arg.empty()) o.detect.enabled = 0;
   for (auto& name : protocols_arg) {
     Protocol p;
     if (!parse_protocol(name, p))
       return fail("--protocols: unknown protocol '" + name + "' (http, redis, postgresql, mysql)");
-    o.protocols.push_back(name);
+    o.detect.enabled |= 1u << unsigned(p);
   }
   for (auto p : o.ports)
     if (p == 0) return fail("--port: 0 is not a port");

@@ -7,6 +7,8 @@
 #include <utility>
 #include <vector>
 
+#include "conn/protocol.hpp"
+
 namespace odigos {
 
 // Exit codes (documented in the man page and README).
@@ -24,11 +26,9 @@ struct Options {
   std::vector<std::string> exes;
   bool all = false;
   std::vector<uint16_t> ports;
-  // --port N=PROTO: connections on port N are decoded as PROTO ("redis",
-  // "postgresql", "mysql", "http"), whatever their first bytes look like.
-  std::vector<std::pair<uint16_t, std::string>> port_protocols;
-  std::string protocol;               // --protocol: every connection is decoded as this
-  std::vector<std::string> protocols; // --protocols: only these are decoded (empty: all)
+  // --protocol, --protocols and the PROTO of --port N=PROTO (which also puts
+  // N in `ports`), parsed: what the connection tracker's detection needs.
+  DetectOptions detect;
   std::vector<std::string> cgroups;
   std::vector<std::string> units;
   std::vector<std::string> command; // after "--"

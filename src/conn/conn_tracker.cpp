@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "conn/addr.hpp"
+#include "conn/record_common.hpp"
 #include "loader/procfs.hpp"
 
 namespace odigos {
@@ -17,7 +18,6 @@ struct ConnTracker::Conn {
   bool pos_known[2] = {false, false};
   uint64_t last_ts = 0;
   bool ignored = false;
-  bool reported = false; // a connection-level record was emitted (http2)
   uint64_t close_ts = 0;  // set when the kernel reported the close
   const char* close_reason = nullptr;
   uint64_t last_ts_dir[2] = {0, 0}; // last call per direction (ingress, egress)
@@ -54,9 +54,9 @@ void ConnTracker::evict_if_full() {
   if (conns_.size() < opt_.max_connections || lru_.empty()) return;
   // The connection idle the longest: the front of the activity list, O(1).
   uint64_t victim = lru_.front();
-  auto it = conns_.find(victim);
+  Conn* c = find(victim);
   stats_.evicted++;
-  close_conn(victim, it != conns_.end() ? it->second->last_ts : 0, "evicted");
+  close_conn(victim, c ? c->last_ts : 0, "evicted");
 }
 
 void ConnTracker::touch(Conn& c) {
@@ -70,10 +70,9 @@ ConnTracker::Conn* ConnTracker::find(uint64_t cookie) {
 
 ConnTracker::Conn& ConnTracker::conn_for(uint64_t cookie, uint32_t tgid, uint8_t role,
                                          uint64_t ts) {
-  auto it = conns_.find(cookie);
-  if (it != conns_.end()) {
-    touch(*it->second);
-    return *it->second;
+  if (Conn* c = find(cookie)) {
+    touch(*c);
+    return *c;
   }
   evict_if_full();
   auto c = std::make_unique<Conn>();
@@ -185,12 +184,12 @@ void ConnTracker::on_data(const ot_data_event& ev, const uint8_t* payload) {
     Protocol p = detect_protocol(seg.data, ingress, side_of(c.role), c.id.local.port,
                                  c.id.remote.port, opt_.detect);
     if (p == Protocol::kUnknown) { // not ours (or not enough bytes yet to tell)
-      if (++c.undetected >= kDetectGiveUp) reject(ev.cookie, c);
+      if (++c.undetected >= kDetectGiveUp) stop_decoding(ev.cookie, c, true);
       return;
     }
     c.dec = make_decoder(p, side_of(c.role), opt_.limits());
     if (!c.dec) {
-      reject(ev.cookie, c);
+      stop_decoding(ev.cookie, c, true);
       return;
     }
   }
@@ -205,22 +204,21 @@ void ConnTracker::drain(Conn& c, uint64_t end_hint) {
   c.dec->drain(out, end_hint);
 }
 
-void ConnTracker::reject(uint64_t cookie, Conn& c) {
-  stats_.not_http++;
+void ConnTracker::stop_decoding(uint64_t cookie, Conn& c, bool not_ours) {
+  if (not_ours) stats_.not_decoded++;
   c.ignored = true;
-  if (ignore_) ignore_(cookie);
+  if (ignore_) ignore_(cookie); // the kernel stops copying its bytes
 }
 
 void ConnTracker::check_verdict(uint64_t cookie, Conn& c, uint64_t ts) {
   if (c.ignored || !c.dec->done()) return;
-  if (const char* note = c.dec->done_note(); note && !c.reported) {
+  if (const char* note = c.dec->done_note()) {
+    // One connection-level record says why nothing more is decoded.
     Record& r = scratch_;
     r.clear();
     r.kind = RecordKind::kConnection;
     r.protocol = c.dec->done_protocol();
-    r.side = c.role == OT_ROLE_SERVER ? RecordSide::kServer
-             : c.role == OT_ROLE_CLIENT ? RecordSide::kClient
-                                        : RecordSide::kUnknown;
+    r.side = record_side(side_of(c.role));
     r.pid = c.id.pid;
     r.tid = c.id.tid;
     r.command = c.id.command;
@@ -231,13 +229,10 @@ void ConnTracker::check_verdict(uint64_t cookie, Conn& c, uint64_t ts) {
       r.set("network.peer.address", c.id.remote_str);
       r.set("network.peer.port", int64_t(c.id.remote.port));
     }
-    c.reported = true;
     stats_.records++;
     emit_(r);
   }
-  if (c.dec->rejected()) stats_.not_http++;
-  c.ignored = true;
-  if (ignore_) ignore_(cookie);
+  stop_decoding(cookie, c, c.dec->rejected());
 }
 
 void ConnTracker::close_conn(uint64_t cookie, uint64_t ts, const char* error_type) {
@@ -278,16 +273,14 @@ void ConnTracker::on_conn(const ot_conn_event& ev) {
     schedule_close(ev.cookie, ts, "connection_closed");
     break;
   case OT_EV_CONN_RESET: {
-    auto it = conns_.find(ev.cookie);
-    if (it != conns_.end()) {
-      it->second->id.retransmits = ev.retransmits;
+    if (Conn* c = find(ev.cookie)) {
+      c->id.retransmits = ev.retransmits;
       schedule_close(ev.cookie, ts, "connection_reset");
     }
     break;
   }
   case OT_EV_RETRANSMIT: {
-    auto it = conns_.find(ev.cookie);
-    if (it != conns_.end()) it->second->id.retransmits = ev.retransmits;
+    if (Conn* c = find(ev.cookie)) c->id.retransmits = ev.retransmits;
     break;
   }
   case OT_EV_CONN_FAIL: {
@@ -323,9 +316,9 @@ void ConnTracker::on_conn(const ot_conn_event& ev) {
 }
 
 void ConnTracker::schedule_close(uint64_t cookie, uint64_t ts, const char* error_type) {
-  auto it = conns_.find(cookie);
-  if (it == conns_.end()) return;
-  Conn& c = *it->second;
+  Conn* cp = find(cookie);
+  if (!cp) return;
+  Conn& c = *cp;
   // A reset outranks an orderly close seen before it.
   if (!c.close_reason || std::string_view(error_type) == "connection_reset") c.close_reason = error_type;
   if (!c.close_ts) {
@@ -338,10 +331,9 @@ void ConnTracker::tick(uint64_t now) {
   size_t keep = 0;
   for (size_t i = 0; i < closing_.size(); i++) {
     uint64_t cookie = closing_[i];
-    auto it = conns_.find(cookie);
-    if (it == conns_.end()) continue;
-    Conn& c = *it->second;
-    if (c.close_ts + kCloseGraceNs <= now) close_conn(cookie, c.close_ts, c.close_reason);
+    Conn* c = find(cookie);
+    if (!c) continue;
+    if (c->close_ts + kCloseGraceNs <= now) close_conn(cookie, c->close_ts, c->close_reason);
     else closing_[keep++] = cookie;
   }
   closing_.resize(keep);
@@ -349,8 +341,7 @@ void ConnTracker::tick(uint64_t now) {
 
 void ConnTracker::finish(uint64_t now, const char* error_type) {
   for (uint64_t cookie : closing_) {
-    auto it = conns_.find(cookie);
-    if (it != conns_.end()) close_conn(cookie, it->second->close_ts, it->second->close_reason);
+    if (Conn* c = find(cookie)) close_conn(cookie, c->close_ts, c->close_reason);
   }
   closing_.clear();
   while (!conns_.empty()) close_conn(conns_.begin()->first, now, error_type);

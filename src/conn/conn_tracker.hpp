@@ -29,7 +29,7 @@ struct TrackerStats {
   uint64_t records = 0;
   uint64_t connections = 0;
   uint64_t gaps = 0;         // connections' byte streams with lost bytes
-  uint64_t not_http = 0;     // connections ignored as none of our protocols
+  uint64_t not_decoded = 0;  // connections ignored as none of our protocols
   uint64_t evicted = 0;      // connections dropped by the table limit
   uint64_t malformed = 0;    // events too short for their type
   uint64_t desyncs = 0;
@@ -82,7 +82,8 @@ class ConnTracker {
   void on_conn(const ot_conn_event& ev);
   void drain(Conn& c, uint64_t end_hint);
   void check_verdict(uint64_t cookie, Conn& c, uint64_t ts);
-  void reject(uint64_t cookie, Conn& c);
+  // No more decoding on c (done, or `not_ours`: counted in not_decoded).
+  void stop_decoding(uint64_t cookie, Conn& c, bool not_ours);
   // Segments without a recognised protocol before a connection is ignored.
   static constexpr int kDetectGiveUp = 4;
   void close_conn(uint64_t cookie, uint64_t ts, const char* error_type);

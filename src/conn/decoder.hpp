@@ -11,16 +11,13 @@
 #include <vector>
 
 #include "conn/http1_records.hpp"
+#include "conn/protocol.hpp"
 #include "core/clock.hpp"
 #include "core/record.hpp"
 #include "protocols/common.hpp"
 #include "protocols/http1/http1.hpp"
 
 namespace odigos {
-
-enum class Protocol : uint8_t { kUnknown, kHttp1, kRedis, kPostgres, kMysql };
-const char* to_string(Protocol p);                 // "http", "redis", "postgresql", "mysql"
-bool parse_protocol(std::string_view name, Protocol& out); // also "http1", "pg", "postgres", "mariadb"
 
 // What a decoder needs to turn its exchanges into records.
 struct RecordOut {
@@ -34,14 +31,6 @@ struct RecordOut {
 
 struct DecoderLimits {
   http1::Limits http;
-};
-
-// How a connection's protocol is chosen.
-struct DetectOptions {
-  Protocol forced = Protocol::kUnknown;                      // --protocol
-  std::vector<std::pair<uint16_t, Protocol>> port_hints;     // --port 6379=redis
-  uint32_t enabled = ~0u;                                    // --protocols (bit per Protocol)
-  bool enabled_has(Protocol p) const { return enabled & (1u << unsigned(p)); }
 };
 
 // The protocol of a connection from its first captured bytes in one

@@ -1,6 +1,6 @@
 // MySQL/MariaDB as a connection decoder: mysql::Session plus its records
 // (OpenTelemetry database conventions, db.system.name "mysql" or "mariadb").
-#include "conn/decoder.hpp"
+#include "conn/session_decoder.hpp"
 #include "conn/record_common.hpp"
 #include "protocols/mysql/mysql.hpp"
 #include "protocols/sql/sanitize.hpp"
@@ -9,40 +9,26 @@ namespace odigos {
 
 namespace {
 
-class MysqlDecoder final : public Decoder {
+class MysqlDecoder final : public SessionDecoder<mysql::Session, mysql::Exchange> {
  public:
-  explicit MysqlDecoder(proto::Side side) : session_(side) {}
+  explicit MysqlDecoder(proto::Side side) : SessionDecoder(mysql::Session(side)) {}
   Protocol protocol() const override { return Protocol::kMysql; }
-  void on_data(bool ingress, const proto::Segment& seg) override { session_.on_data(ingress, seg); }
-  void on_eof(bool ingress, uint64_t ts) override { session_.on_eof(ingress, ts); }
-  void on_close(uint64_t ts, std::string_view why) override { session_.on_close(ts, why); }
-  void drain(RecordOut& out, uint64_t end_hint) override {
-    using K = mysql::Exchange::Kind;
-    for (const auto& ex : session_.take_exchanges()) {
-      if (ex.kind == K::kHandshake) {
-        if (ex.server_version.find("MariaDB") != std::string::npos) system_ = "mariadb";
-        // A successful login is set-up, not a request; a refused one is worth a record.
-        if (ex.error_code == 0 && ex.error_type.empty()) continue;
-      }
-      if (ex.kind == K::kQuit || ex.kind == K::kClose) continue; // no response to time
-      fill(out, ex, end_hint);
-      out.records++;
-      out.emit(out.scratch);
-    }
-  }
-  bool done() const override { return session_.done(); }
   const char* done_note() const override {
     return session_.verdict() == mysql::Verdict::kEncrypted ? "encrypted (TLS), not decoded"
                                                             : nullptr;
   }
   const char* done_protocol() const override { return system_; }
   bool rejected() const override { return session_.verdict() == mysql::Verdict::kNotMysql; }
-  proto::Side side() const override { return session_.side(); }
-  uint64_t desyncs() const override { return session_.desyncs(); }
 
  private:
-  void fill(RecordOut& out, const mysql::Exchange& ex, uint64_t end_hint) {
+  bool fill(RecordOut& out, const mysql::Exchange& ex, uint64_t end_hint) override {
     using K = mysql::Exchange::Kind;
+    if (ex.kind == K::kHandshake) {
+      if (ex.server_version.find("MariaDB") != std::string::npos) system_ = "mariadb";
+      // A successful login is set-up, not a request; a refused one is worth a record.
+      if (ex.error_code == 0 && ex.error_type.empty()) return false;
+    }
+    if (ex.kind == K::kQuit || ex.kind == K::kClose) return false; // no response to time
     Record& r = out.scratch;
     const bool answered = ex.response_bytes > 0;
     fill_request_basics(r, system_, session_.side(), out.id, out.clock, ex.first_ts_ns,
@@ -79,9 +65,9 @@ class MysqlDecoder final : public Decoder {
     if (!error.empty()) r.set("error.type", error);
     if (out.id.retransmits) r.set("odigos.tcp.retransmits", int64_t(out.id.retransmits));
     if (ex.truncated || ex.text_truncated) r.set("odigos.capture.truncated", true);
+    return true;
   }
 
-  mysql::Session session_;
   const char* system_ = "mysql"; // "mariadb" once the server's greeting says so
 };
 

@@ -1,6 +1,6 @@
 // PostgreSQL as a connection decoder: pg::Session plus its records
 // (OpenTelemetry database conventions, db.system.name "postgresql").
-#include "conn/decoder.hpp"
+#include "conn/session_decoder.hpp"
 #include "conn/record_common.hpp"
 #include "protocols/postgres/postgres.hpp"
 #include "protocols/sql/sanitize.hpp"
@@ -14,38 +14,25 @@ bool returns_rows(std::string_view op) {
          op == "VALUES" || op == "TABLE" || op == "EXPLAIN";
 }
 
-class PostgresDecoder final : public Decoder {
+class PostgresDecoder final : public SessionDecoder<pg::Session, pg::Exchange> {
  public:
-  explicit PostgresDecoder(proto::Side side) : session_(side) {}
+  explicit PostgresDecoder(proto::Side side) : SessionDecoder(pg::Session(side)) {}
   Protocol protocol() const override { return Protocol::kPostgres; }
-  void on_data(bool ingress, const proto::Segment& seg) override { session_.on_data(ingress, seg); }
-  void on_eof(bool ingress, uint64_t ts) override { session_.on_eof(ingress, ts); }
-  void on_close(uint64_t ts, std::string_view why) override { session_.on_close(ts, why); }
-  void drain(RecordOut& out, uint64_t end_hint) override {
-    for (const auto& ex : session_.take_exchanges()) {
-      using K = pg::Exchange::Kind;
-      // Connection set-up is a record only when it failed (bad password,
-      // unknown database); an accepted SSLRequest becomes the connection's
-      // "encrypted, not decoded" record (done_note); a cancel request has no
-      // answer to time.
-      if (ex.kind == K::kStartup && ex.sqlstate.empty() && ex.error_type.empty()) continue;
-      if (ex.kind == K::kSslRequest || ex.kind == K::kGssEncRequest || ex.kind == K::kCancel)
-        continue;
-      fill(out, ex, end_hint);
-      out.records++;
-      out.emit(out.scratch);
-    }
-  }
-  bool done() const override { return session_.done(); }
   const char* done_note() const override {
     return session_.verdict() == pg::Verdict::kEncrypted ? "encrypted (TLS), not decoded" : nullptr;
   }
   bool rejected() const override { return session_.verdict() == pg::Verdict::kNotPostgres; }
-  proto::Side side() const override { return session_.side(); }
-  uint64_t desyncs() const override { return session_.desyncs(); }
 
  private:
-  void fill(RecordOut& out, const pg::Exchange& ex, uint64_t end_hint) {
+  bool fill(RecordOut& out, const pg::Exchange& ex, uint64_t end_hint) override {
+    using K = pg::Exchange::Kind;
+    // Connection set-up is a record only when it failed (bad password,
+    // unknown database); an accepted SSLRequest becomes the connection's
+    // "encrypted, not decoded" record (done_note); a cancel request has no
+    // answer to time.
+    if (ex.kind == K::kStartup && ex.sqlstate.empty() && ex.error_type.empty()) return false;
+    if (ex.kind == K::kSslRequest || ex.kind == K::kGssEncRequest || ex.kind == K::kCancel)
+      return false;
     Record& r = out.scratch;
     const bool answered = ex.first_response_ts_ns != 0;
     fill_request_basics(r, "postgresql", session_.side(), out.id, out.clock, ex.first_ts_ns,
@@ -79,9 +66,8 @@ class PostgresDecoder final : public Decoder {
     if (!error.empty()) r.set("error.type", error);
     if (out.id.retransmits) r.set("odigos.tcp.retransmits", int64_t(out.id.retransmits));
     if (ex.truncated || ex.text_truncated) r.set("odigos.capture.truncated", true);
+    return true;
   }
-
-  pg::Session session_;
 };
 
 } // namespace

@@ -3,7 +3,7 @@
 #include <cctype>
 #include <vector>
 
-#include "conn/decoder.hpp"
+#include "conn/session_decoder.hpp"
 #include "conn/record_common.hpp"
 #include "protocols/redis/redis.hpp"
 
@@ -22,15 +22,13 @@ bool all_args_secret(std::string_view op) {
   return op == "AUTH" || op == "HELLO" || op == "MIGRATE" || op == "ACL" || op == "CONFIG";
 }
 
-} // namespace
-
 // The command as text: its name, then the first argument (usually the key)
 // and '?' for every other argument when redacting (values are data); all of
 // it, each argument cut at the capture limit, with --no-redact.
-std::string redis_query_text(const redis::Command& c, bool redact) {
+// `op`: the command name upper-cased.
+std::string redis_query_text(const redis::Command& c, std::string_view op, bool redact) {
   std::string out;
   if (c.args.empty()) return out;
-  std::string op = upper(c.args[0]);
   out = c.args[0];
   bool secret = all_args_secret(op);
   for (uint64_t i = 1; i < c.argc; i++) {
@@ -64,30 +62,15 @@ std::string redis_query_text(const redis::Command& c, bool redact) {
   return out;
 }
 
-namespace {
-
-class RedisDecoder final : public Decoder {
+class RedisDecoder final : public SessionDecoder<redis::Session, redis::Exchange> {
  public:
-  RedisDecoder(proto::Side side) : session_(side) {}
+  explicit RedisDecoder(proto::Side side) : SessionDecoder(redis::Session(side)) {}
   Protocol protocol() const override { return Protocol::kRedis; }
-  void on_data(bool ingress, const proto::Segment& seg) override { session_.on_data(ingress, seg); }
-  void on_eof(bool ingress, uint64_t ts) override { session_.on_eof(ingress, ts); }
-  void on_close(uint64_t ts, std::string_view why) override { session_.on_close(ts, why); }
-  void drain(RecordOut& out, uint64_t end_hint) override {
-    for (const auto& ex : session_.take_exchanges()) {
-      if (ex.reply_suppressed && !ex.reply) continue; // CLIENT REPLY OFF: nothing to time
-      fill(out, ex, end_hint);
-      out.records++;
-      out.emit(out.scratch);
-    }
-  }
-  bool done() const override { return session_.done(); }
   bool rejected() const override { return session_.verdict() == redis::Verdict::kNotRedis; }
-  proto::Side side() const override { return session_.side(); }
-  uint64_t desyncs() const override { return session_.desyncs(); }
 
  private:
-  void fill(RecordOut& out, const redis::Exchange& ex, uint64_t end_hint) {
+  bool fill(RecordOut& out, const redis::Exchange& ex, uint64_t end_hint) override {
+    if (ex.reply_suppressed && !ex.reply) return false; // CLIENT REPLY OFF: nothing to time
     const redis::Command& cmd = ex.command;
     const redis::Reply* rep = ex.reply ? &*ex.reply : nullptr;
     Record& r = out.scratch;
@@ -97,8 +80,9 @@ class RedisDecoder final : public Decoder {
     r.complete = rep && rep->complete && ex.error_type.empty();
     r.set("db.system.name", std::string("redis"));
     if (!cmd.args.empty()) {
-      r.set("db.operation.name", upper(cmd.args[0]));
-      r.set("db.query.text", redis_query_text(cmd, out.opt.redact));
+      std::string op = upper(cmd.args[0]);
+      r.set("db.query.text", redis_query_text(cmd, op, out.opt.redact));
+      r.set("db.operation.name", std::move(op));
     }
     set_connection_attrs(r, out.id);
     std::string error = ex.error_type;
@@ -113,9 +97,8 @@ class RedisDecoder final : public Decoder {
     if (!error.empty()) r.set("error.type", error);
     if (out.id.retransmits) r.set("odigos.tcp.retransmits", int64_t(out.id.retransmits));
     if (cmd.truncated || (rep && rep->truncated)) r.set("odigos.capture.truncated", true);
+    return true;
   }
-
-  redis::Session session_;
 };
 
 } // namespace

@@ -112,13 +112,14 @@ TEST_CASE("protocol options: --protocol, --protocols and --port N=PROTO", "[cli]
   auto o = parse({"--port", "6379=redis", "--port", "5432", "--protocols", "redis,pg"});
   REQUIRE(o.options);
   CHECK(o.options->ports == std::vector<uint16_t>{6379, 5432});
-  REQUIRE(o.options->port_protocols.size() == 1);
-  CHECK(o.options->port_protocols[0].first == 6379);
-  CHECK(o.options->port_protocols[0].second == "redis");
-  CHECK(o.options->protocols == std::vector<std::string>{"redis", "pg"});
+  REQUIRE(o.options->detect.port_hints.size() == 1);
+  CHECK(o.options->detect.port_hints[0].first == 6379);
+  CHECK(o.options->detect.port_hints[0].second == Protocol::kRedis);
+  CHECK(o.options->detect.enabled ==
+        ((1u << unsigned(Protocol::kRedis)) | (1u << unsigned(Protocol::kPostgres))));
   auto f = parse({"--pid", "1", "--protocol", "mysql"});
   REQUIRE(f.options);
-  CHECK(f.options->protocol == "mysql");
+  CHECK(f.options->detect.forced == Protocol::kMysql);
   CHECK(parse({"--port", "6379=memcached"}).exit_code == kExitError);
   CHECK(parse({"--port", "70000"}).exit_code == kExitError);
   CHECK(parse({"--port", "x=redis"}).exit_code == kExitError);

@@ -159,7 +159,7 @@ TEST_CASE("connections of no decoded protocol are ignored in the kernel", "[trac
   h.data(5, OT_DIR_EGRESS, 1000, "SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n");
   CHECK(h.records.empty());
   REQUIRE(h.ignored == std::vector<uint64_t>{5});
-  CHECK(h.tracker.stats().not_http == 1);
+  CHECK(h.tracker.stats().not_decoded == 1);
   // Later bytes cost nothing and produce nothing.
   h.data(5, OT_DIR_INGRESS, 2000, "SSH-2.0-OpenSSH_9.2p1\r\n");
   CHECK(h.records.empty());

@@ -55,6 +55,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -182,6 +183,9 @@ class Session {
 
   // Finished exchanges, in command order, since the last call.
   std::vector<Exchange> take_exchanges();
+  // The same into `out` (cleared first), whose storage the session keeps for
+  // the next batch: a caller reusing one vector allocates nothing per call.
+  void take_exchanges(std::vector<Exchange>& out);
 
   Side side() const;
   Verdict verdict() const;
@@ -194,7 +198,7 @@ class Session {
 
  private:
   struct Impl;
-  Impl* impl_;
+  std::unique_ptr<Impl> impl_;
 };
 
 // A protocol-10 greeting (initial handshake packet, sequence id 0) at the

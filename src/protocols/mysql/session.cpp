@@ -1215,17 +1215,10 @@ struct Session::Impl {
   }
 };
 
-Session::Session(Side side, Limits limits) : impl_(new Impl(side, limits)) {}
-Session::~Session() { delete impl_; }
-Session::Session(Session&& o) noexcept : impl_(o.impl_) { o.impl_ = nullptr; }
-Session& Session::operator=(Session&& o) noexcept {
-  if (this != &o) {
-    delete impl_;
-    impl_ = o.impl_;
-    o.impl_ = nullptr;
-  }
-  return *this;
-}
+Session::Session(Side side, Limits limits) : impl_(std::make_unique<Impl>(side, limits)) {}
+Session::~Session() = default;
+Session::Session(Session&&) noexcept = default;
+Session& Session::operator=(Session&&) noexcept = default;
 
 void Session::on_data(bool ingress, const Segment& seg) { impl_->feed(impl_->dirs[ingress], seg); }
 
@@ -1235,9 +1228,13 @@ void Session::on_close(uint64_t /*ts_ns*/, std::string_view error_type) { impl_-
 
 std::vector<Exchange> Session::take_exchanges() {
   std::vector<Exchange> out;
-  out.swap(impl_->ready);
-  impl_->ready.reserve(out.size());
+  take_exchanges(out);
   return out;
+}
+
+void Session::take_exchanges(std::vector<Exchange>& out) {
+  out.clear();
+  out.swap(impl_->ready);
 }
 
 Side Session::side() const { return impl_->side; }

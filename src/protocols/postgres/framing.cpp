@@ -243,6 +243,11 @@ void Session::Impl::on_gap(Dir& d) {
     }
     return;
   }
+  lose_framing(d);
+}
+
+// What is pending cannot be paired any more; d looks for a message boundary.
+void Session::Impl::lose_framing(Dir& d) {
   ++desyncs;
   drop_pending(kDesync);
   d.state = St::kSkip;
@@ -258,14 +263,8 @@ void Session::Impl::bad_framing(Dir& d) {
     not_postgres();
     return;
   }
-  ++desyncs;
-  drop_pending(kDesync);
-  d.state = St::kSkip;
-  d.soft = false;
-  d.hdr_got = 0;
-  d.buf.clear();
+  lose_framing(d);
   d.startup_phase = false;
-  if (!d.client) d.ncols = -1;
 }
 
 // Body bytes of the current message worth keeping when it spans segments.

@@ -43,6 +43,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -112,8 +113,6 @@ class Session {
   ~Session();
   Session(Session&&) noexcept;
   Session& operator=(Session&&) noexcept;
-  Session(const Session&) = delete;
-  Session& operator=(const Session&) = delete;
 
   // `ingress`: bytes the traced process read; otherwise bytes it wrote. On the server
   // side the frontend's messages are ingress, on the client side egress.
@@ -126,6 +125,9 @@ class Session {
 
   // Finished exchanges, in frontend order, since the last call.
   std::vector<Exchange> take_exchanges();
+  // The same into `out` (cleared first), whose storage the session keeps for
+  // the next batch: a caller reusing one vector allocates nothing per call.
+  void take_exchanges(std::vector<Exchange>& out);
 
   Side side() const;
   Verdict verdict() const;
@@ -148,7 +150,7 @@ class Session {
 
  private:
   struct Impl;
-  Impl* impl_;
+  std::unique_ptr<Impl> impl_;
 };
 
 // A StartupMessage (protocol 3.x), SSLRequest (80877103), GSSENCRequest (80877104) or

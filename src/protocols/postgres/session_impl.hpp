@@ -215,6 +215,7 @@ struct Session::Impl {
   void on_gap(Dir& d);
   void soft_loss(Dir& d);
   void bad_framing(Dir& d);
+  void lose_framing(Dir& d);
   void not_postgres();
   size_t keep_for(const Dir& d) const;
   bool ssl_pending() const {

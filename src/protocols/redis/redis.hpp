@@ -12,6 +12,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -91,8 +92,6 @@ class Session {
   ~Session();
   Session(Session&&) noexcept;
   Session& operator=(Session&&) noexcept;
-  Session(const Session&) = delete;
-  Session& operator=(const Session&) = delete;
 
   // `ingress`: bytes the traced process read; otherwise bytes it wrote.
   void on_data(bool ingress, const Segment& seg);
@@ -104,6 +103,9 @@ class Session {
 
   // Completed exchanges, in command order, since the last call.
   std::vector<Exchange> take_exchanges();
+  // The same into `out` (cleared first), whose storage the session keeps for
+  // the next batch: a caller reusing one vector allocates nothing per call.
+  void take_exchanges(std::vector<Exchange>& out);
 
   Side side() const;
   Verdict verdict() const;
@@ -116,7 +118,7 @@ class Session {
 
  private:
   struct Impl;
-  Impl* impl_;
+  std::unique_ptr<Impl> impl_;
 };
 
 // Protocol detection from a connection's first client bytes: a RESP array

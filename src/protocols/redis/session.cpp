@@ -482,15 +482,7 @@ void Session::Impl::lose_sync(Dir& d, bool lost_bytes, uint64_t ts) {
                             (d.top_type == '+' && monitor);
     Entry* e = d.in_msg && d.top_seen && !maybe_push ? awaiting() : nullptr;
     if (e && e->cmd_done && skip_replies == 0) {
-      Reply& r = d.rep;
-      r.first_ts_ns = d.first_ts;
-      r.last_ts_ns = d.last_ts;
-      r.bytes = d.seg_end - d.msg_start;
-      r.complete = false;
-      r.messages = 1;
-      finish_text(r);
-      add_reply(*e, r);
-      ++e->got;
+      attach_cut_reply(d, *e, d.seg_end);
       e->ex.error_type = kDesync;
       e->resp_done = true;
     }
@@ -529,6 +521,20 @@ void Session::Impl::decide(Dir& d, bool carries_commands) {
   resync_seq = next_seq();
 }
 
+// The reply d was receiving, cut at stream offset `end` (bytes lost, or the
+// connection ended), becomes e's incomplete reply.
+void Session::Impl::attach_cut_reply(Dir& d, Entry& e, uint64_t end) {
+  Reply& r = d.rep;
+  r.first_ts_ns = d.first_ts;
+  r.last_ts_ns = d.last_ts;
+  r.bytes = end - d.msg_start;
+  r.complete = false;
+  r.messages = 1;
+  finish_text(r);
+  add_reply(e, r);
+  ++e.got;
+}
+
 void Session::Impl::on_close(std::string_view error_type) {
   if (closed) return;
   if (side != Side::kUnknown && verdict != Verdict::kNotRedis) {
@@ -537,15 +543,7 @@ void Session::Impl::on_close(std::string_view error_type) {
     if (rd.in_msg && rd.top_seen && rd.top_type != '>' &&
         !(rd.top_type == '*' && subscribed_resp2()) && skip_replies == 0) {
       if (Entry* e = awaiting()) {
-        Reply& r = rd.rep;
-        r.first_ts_ns = rd.first_ts;
-        r.last_ts_ns = rd.last_ts;
-        r.bytes = rd.pos - rd.msg_start;
-        r.complete = false;
-        r.messages = 1;
-        finish_text(r);
-        add_reply(*e, r);
-        ++e->got;
+        attach_cut_reply(rd, *e, rd.pos);
         if (e->ex.error_type.empty()) e->ex.error_type = error_type;
         e->resp_done = true;
       }
@@ -572,17 +570,10 @@ void Session::Impl::on_close(std::string_view error_type) {
   for (Dir& d : dirs) d.st = St::kDead;
 }
 
-Session::Session(Side side, Limits limits) : impl_(new Impl(side, limits)) {}
-Session::~Session() { delete impl_; }
-Session::Session(Session&& o) noexcept : impl_(o.impl_) { o.impl_ = nullptr; }
-Session& Session::operator=(Session&& o) noexcept {
-  if (this != &o) {
-    delete impl_;
-    impl_ = o.impl_;
-    o.impl_ = nullptr;
-  }
-  return *this;
-}
+Session::Session(Side side, Limits limits) : impl_(std::make_unique<Impl>(side, limits)) {}
+Session::~Session() = default;
+Session::Session(Session&&) noexcept = default;
+Session& Session::operator=(Session&&) noexcept = default;
 
 void Session::on_data(bool ingress, const Segment& seg) { impl_->feed(impl_->dirs[ingress], seg); }
 
@@ -598,9 +589,13 @@ void Session::on_close(uint64_t /*ts_ns*/, std::string_view error_type) {
 
 std::vector<Exchange> Session::take_exchanges() {
   std::vector<Exchange> out;
-  out.swap(impl_->ready);
-  impl_->ready.reserve(out.size());
+  take_exchanges(out);
   return out;
+}
+
+void Session::take_exchanges(std::vector<Exchange>& out) {
+  out.clear();
+  out.swap(impl_->ready);
 }
 
 Side Session::side() const { return impl_->side; }

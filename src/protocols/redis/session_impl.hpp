@@ -202,6 +202,7 @@ struct Session::Impl {
   void finish_text(Reply& r);
   void deliver(Dir& d);
   void add_reply(Entry& e, Reply& r);
+  void attach_cut_reply(Dir& d, Entry& e, uint64_t end);
   void confirm(Entry& e, Dir& d, Fam f);
   void answer(Entry& e, Dir& d);
   void push(Dir& d, Fam f);
