@@ -247,14 +247,13 @@ class PlanCache {
       h *= 1099511628211ull;
     }
     auto it = plans_.find(h);
-    if (it != plans_.end() && same_keys(it->second, r)) return &it->second;
-    if (plans_.size() >= kMaxPlans) plans_.clear();
-    Plan p = build_plan(r);
-    if (it != plans_.end()) { // hash collision: keep the cached one, use this once
-      scratch = std::move(p);
+    if (it != plans_.end()) {
+      if (same_keys(it->second, r)) return &it->second;
+      scratch = build_plan(r); // hash collision: keep the cached plan, use this one once
       return &scratch;
     }
-    return &plans_.emplace(h, std::move(p)).first->second;
+    if (plans_.size() >= kMaxPlans) plans_.clear();
+    return &plans_.emplace(h, build_plan(r)).first->second;
   }
 
  private:

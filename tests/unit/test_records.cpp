@@ -131,3 +131,46 @@ TEST_CASE("JSON records nest dotted names", "[json]") {
   CHECK(j["duration_ms"].get<double>() == Approx(1.235));
   CHECK(j["time"] == "2023-11-14T22:13:20.000000000Z");
 }
+
+TEST_CASE("JSON layouts are cached per attribute-name set, never mixed up", "[json]") {
+  // Two name sets written alternately (each reuses its cached layout), and a record with
+  // a dynamic key (header names: not cached) between them.
+  auto make = [](bool http) {
+    Record r;
+    r.pid = 1;
+    if (http) {
+      r.set("http.request.method", std::string("GET"));
+      r.set("url.path", std::string("/a"));
+      r.set("url.query", std::string("q=1")); // as many names as the other set
+    } else {
+      r.set("db.system.name", std::string("redis"));
+      r.set("db.operation.name", std::string("GET"));
+      r.set("db.query.text", std::string("GET k"));
+    }
+    return r;
+  };
+  for (int round = 0; round < 3; round++) {
+    for (bool http : {true, false}) {
+      std::string line;
+      append_record_json(make(http), line);
+      auto j = nlohmann::json::parse(line);
+      if (http) {
+        CHECK(j["http"]["request"]["method"] == "GET");
+        CHECK(j["url"]["path"] == "/a");
+        CHECK(j["url"]["query"] == "q=1");
+        CHECK_FALSE(j.contains("db"));
+      } else {
+        CHECK(j["db"]["system"]["name"] == "redis");
+        CHECK(j["db"]["query"]["text"] == "GET k");
+        CHECK_FALSE(j.contains("http"));
+      }
+    }
+    Record d = make(true);
+    d.set_dynamic("http.request.header.x-round", std::to_string(round));
+    std::string line;
+    append_record_json(d, line);
+    auto j = nlohmann::json::parse(line);
+    CHECK(j["http"]["request"]["header"]["x-round"] == std::to_string(round));
+    CHECK(j["http"]["request"]["method"] == "GET");
+  }
+}
