@@ -26,11 +26,13 @@ import glob
 import json
 import math
 import os
-import random
 import re
 import socket
 import statistics as st
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from nginx_wrk_stats import bootstrap_ratio  # noqa: E402  (one bootstrap for every bench script)
 
 CHECK_EVERY = 64
 
@@ -192,18 +194,6 @@ def cpu_pg(pid):
 
 
 # ---- statistics ---------------------------------------------------------------------------------
-def bootstrap_ratio(a, b, n=10000, seed=1):
-    """95% percentile CI of median(b)/median(a), resampling pairs."""
-    rng = random.Random(seed)
-    k = len(a)
-    boots = []
-    for _ in range(n):
-        idx = [rng.randrange(k) for _ in range(k)]
-        boots.append(st.median(b[i] for i in idx) / st.median(a[i] for i in idx))
-    boots.sort()
-    return boots[int(0.025 * n)], boots[int(0.975 * n) - 1]
-
-
 def fnum(s):
     try:
         v = float(s)

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "protocols/mysql/mysql.hpp"
+#include "segments.hpp"
 
 using namespace odigos::mysql;
 
@@ -19,8 +20,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   lim.max_pending = 8;
   lim.max_statements = 4;
   Session s(side, lim);
-  size_t i = 2;
-  uint64_t ts = 1;
   uint64_t fed = 0;       // bytes on the wire, captured or not
   uint64_t accounted = 0; // bytes the exchanges claim
   size_t exchanges = 0;
@@ -41,26 +40,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (accounted > fed) __builtin_trap();
     if (exchanges > fed / 4 + 1) __builtin_trap();
   };
-  // Each segment: [ctl][len] then len bytes. ctl bit0 ingress, bit1 gap,
-  // bit2 eof after, bits 3-4: uncaptured tail 0/7/100/70000 bytes.
-  while (i + 2 <= size) {
-    const uint8_t ctl = data[i], len = data[i + 1];
-    i += 2;
-    const size_t n = std::min<size_t>(len, size - i);
-    static constexpr uint64_t kTail[4] = {0, 7, 100, 70000};
-    Segment seg;
-    seg.ts_ns = ts++;
-    seg.data = std::string_view(reinterpret_cast<const char*>(data + i), n);
-    seg.len = n + kTail[(ctl >> 3) & 3];
-    seg.gap_before = ctl & 2;
-    fed += seg.len;
-    const bool ingress = ctl & 1;
-    s.on_data(ingress, seg);
-    if (ctl & 4) s.on_eof(ingress, ts++);
-    i += n;
-    check(s.take_exchanges());
-    if (s.done()) break;
-  }
+  const uint64_t ts = odigos::fuzz::for_each_step(
+      data, size, 2,
+      [&](const odigos::fuzz::Step& st) {
+        fed += st.seg.len;
+        s.on_data(st.ingress, st.seg);
+        if (st.eof_after) s.on_eof(st.ingress, st.eof_ts);
+        check(s.take_exchanges());
+        return !s.done();
+      },
+      {0, 7, 100, 70000});
   s.on_close(ts, "incomplete");
   check(s.take_exchanges());
   if (!s.done()) __builtin_trap();

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <string_view>
 
+#include "segments.hpp"
 #include "protocols/postgres/postgres.hpp"
 
 using namespace odigos::pg;
@@ -42,27 +43,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   lim.max_pending = 16;
   lim.max_statements = 4;
   Session s(side, lim);
-  size_t i = 1;
-  uint64_t ts = 1;
   uint64_t desyncs = 0;
   bool was_done = false;
   Verdict final_verdict = Verdict::kUndecided;
-  // Each segment: [ctl][len] then len bytes. ctl bit0 ingress, bit1 gap,
-  // bit2 eof after, bits 3-4: uncaptured tail 0/7/100/5000 bytes.
-  while (i + 2 <= size) {
-    const uint8_t ctl = data[i], len = data[i + 1];
-    i += 2;
-    const size_t n = std::min<size_t>(len, size - i);
-    static constexpr uint64_t kTail[4] = {0, 7, 100, 5000};
-    Segment seg;
-    seg.ts_ns = ts++;
-    seg.data = std::string_view(reinterpret_cast<const char*>(data + i), n);
-    seg.len = n + kTail[(ctl >> 3) & 3];
-    seg.gap_before = ctl & 2;
-    const bool ingress = ctl & 1;
-    s.on_data(ingress, seg);
-    if (ctl & 4) s.on_eof(ingress, ts++);
-    i += n;
+  const uint64_t ts = odigos::fuzz::for_each_step(data, size, 1, [&](const odigos::fuzz::Step& st) {
+    s.on_data(st.ingress, st.seg);
+    if (st.eof_after) s.on_eof(st.ingress, st.eof_ts);
     const auto xs = s.take_exchanges();
     if (was_done && !xs.empty()) __builtin_trap(); // done() means nothing more comes
     for (const Exchange& x : xs) check(x, lim);
@@ -73,7 +59,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (final_verdict != Verdict::kUndecided && s.verdict() != final_verdict) __builtin_trap();
     if (s.verdict() == Verdict::kNotPostgres || s.verdict() == Verdict::kEncrypted) final_verdict = s.verdict();
     was_done = s.done();
-  }
+    return true;
+  });
   s.on_close(ts, "incomplete");
   for (const Exchange& x : s.take_exchanges()) check(x, lim);
   return 0;

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <string_view>
 
+#include "segments.hpp"
 #include "protocols/redis/redis.hpp"
 
 using namespace odigos::redis;
@@ -47,33 +48,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   lim.max_bulk_len = 1 << 20;
   lim.max_aggregate = 1 << 20;
   Session s(side, lim);
-  size_t i = 1;
-  uint64_t ts = 1, last_cmd_ts = 0, exchanges = 0, budget = 0;
-  // Each segment: [ctl][len] then len bytes. ctl bit0 ingress, bit1 gap,
-  // bit2 eof after, bits 3-4: uncaptured tail 0/7/100/5000 bytes.
-  while (i + 2 <= size) {
-    const uint8_t ctl = data[i], len = data[i + 1];
-    i += 2;
-    const size_t n = std::min<size_t>(len, size - i);
-    static constexpr uint64_t kTail[4] = {0, 7, 100, 5000};
-    Segment seg;
-    seg.ts_ns = ts++;
-    seg.data = std::string_view(reinterpret_cast<const char*>(data + i), n);
-    seg.len = n + kTail[(ctl >> 3) & 3];
-    seg.gap_before = ctl & 2;
-    const bool ingress = ctl & 1;
-    s.on_data(ingress, seg);
-    if (ctl & 4) s.on_eof(ingress, ts++);
-    i += n;
+  uint64_t last_cmd_ts = 0, exchanges = 0, budget = 0;
+  const uint64_t ts = odigos::fuzz::for_each_step(data, size, 1, [&](const odigos::fuzz::Step& st) {
+    s.on_data(st.ingress, st.seg);
+    if (st.eof_after) s.on_eof(st.ingress, st.eof_ts);
     // Every exchange stands for command bytes or a loss: output is bounded
     // by input (no exchange out of nothing).
-    budget += n + 1;
+    budget += st.seg.data.size() + 1;
     for (const auto& ex : s.take_exchanges()) {
       check(ex, lim, last_cmd_ts);
       if (++exchanges > budget) __builtin_trap();
     }
-    if (s.done()) break;
-  }
+    return !s.done();
+  });
   s.on_close(ts, "incomplete");
   for (const auto& ex : s.take_exchanges()) check(ex, lim, last_cmd_ts);
   return 0;

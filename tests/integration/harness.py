@@ -10,6 +10,7 @@ server logs), never odigos-trace's own output.
 import argparse
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -331,3 +332,34 @@ def check_schema(records):
     for r in records:
         walk(r, schema, "", errors)
     check(not errors, "records do not match the schema:\n  " + "\n  ".join(sorted(set(errors))[:30]))
+
+
+def prog_ids_of(pid):
+    """IDs of the BPF programs a process holds open (from /proc/PID/fdinfo)."""
+    ids = set()
+    for fd in os.listdir(f"/proc/{pid}/fdinfo"):
+        try:
+            with open(f"/proc/{pid}/fdinfo/{fd}") as f:
+                m = re.search(r"^prog_id:\s*(\d+)", f.read(), re.M)
+        except OSError:
+            continue
+        if m:
+            ids.add(int(m.group(1)))
+    return ids
+
+
+def loaded_prog_ids():
+    """IDs of every BPF program loaded in the kernel (bpftool)."""
+    out = subprocess.run(["bpftool", "prog", "show", "--json"], capture_output=True, text=True,
+                         check=True).stdout
+    return {p["id"] for p in json.loads(out)}
+
+
+def proc_status(pid):
+    """/proc/PID/status as a dict (VmRSS, VmHWM, CapEff...)."""
+    out = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            out[k] = v.strip()
+    return out

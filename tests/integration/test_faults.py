@@ -8,28 +8,8 @@ import subprocess
 import tempfile
 import time
 
-from harness import (Tracer, check, free_port, get, require_root, run_main, start_nginx,
+from harness import (prog_ids_of, loaded_prog_ids, Tracer, check, free_port, get, require_root, run_main, start_nginx,
                      start_python_server, stop)
-
-
-def our_prog_ids(pid):
-    ids = set()
-    fd_dir = f"/proc/{pid}/fdinfo"
-    for fd in os.listdir(fd_dir):
-        try:
-            with open(f"{fd_dir}/{fd}") as f:
-                m = re.search(r"^prog_id:\s*(\d+)", f.read(), re.M)
-        except OSError:
-            continue
-        if m:
-            ids.add(int(m.group(1)))
-    return ids
-
-
-def loaded_prog_ids():
-    out = subprocess.run(["bpftool", "prog", "show", "--json"], capture_output=True, text=True,
-                         check=True).stdout
-    return {p["id"] for p in json.loads(out)}
 
 
 def overflow(a):
@@ -77,7 +57,7 @@ def sigkill_leaves_nothing(a):
     server = start_python_server(port)
     t = Tracer(a.binary, ["--pid", str(server.pid)]).wait_attached()
     try:
-        ours = our_prog_ids(t.proc.pid)
+        ours = prog_ids_of(t.proc.pid)
         check(len(ours) >= 5, f"expected our programs in /proc/PID/fdinfo, found {ours}")
         check(ours <= loaded_prog_ids(), "our programs are not listed by bpftool")
         t.proc.kill()

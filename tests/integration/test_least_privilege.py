@@ -5,17 +5,8 @@ keeps root)."""
 import subprocess
 import time
 
-from harness import (Tracer, check, free_port, get, require_root, run_main, start_python_server,
+from harness import (proc_status, Tracer, check, free_port, get, require_root, run_main, start_python_server,
                      stop)
-
-
-def status(pid):
-    out = {}
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            k, _, v = line.partition(":")
-            out[k] = v.strip()
-    return out
 
 
 def test(a):
@@ -25,7 +16,7 @@ def test(a):
     t = Tracer(a.binary, ["--pid", str(server.pid)]).wait_attached()
     try:
         time.sleep(0.3)
-        st = status(t.proc.pid)
+        st = proc_status(t.proc.pid)
         for k in ("CapEff", "CapPrm", "CapInh", "CapAmb"):
             check(int(st[k], 16) == 0, f"{k} = {st[k]} after attach")
         check(st.get("NoNewPrivs") == "1", f"NoNewPrivs = {st.get('NoNewPrivs')}")

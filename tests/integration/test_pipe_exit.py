@@ -20,30 +20,11 @@ import threading
 import time
 import urllib.request
 
-from harness import (Failure, check, free_port, require_root, run_main, start_python_server,
+from harness import (prog_ids_of, loaded_prog_ids, Failure, check, free_port, require_root, run_main, start_python_server,
                      stop)
 
 LIVE_S = 2.0   # attach -> head has the first record
 EXIT_S = 2.0   # head has its line -> the whole pipeline has exited
-
-
-def loaded_prog_ids():
-    out = subprocess.run(["bpftool", "prog", "show", "--json"], capture_output=True, text=True,
-                         check=True).stdout
-    return {p["id"] for p in json.loads(out)}
-
-
-def prog_ids_of(pid):
-    ids = set()
-    for fd in os.listdir(f"/proc/{pid}/fdinfo"):
-        try:
-            with open(f"/proc/{pid}/fdinfo/{fd}") as f:
-                m = re.search(r"^prog_id:\s*(\d+)", f.read(), re.M)
-        except OSError:
-            continue
-        if m:
-            ids.add(int(m.group(1)))
-    return ids
 
 
 def child_named(ppid, comm):

@@ -26,7 +26,7 @@ import sys
 import tempfile
 import time
 
-from harness import (SERVERS, Tracer, check, free_port, get, require_root, run_main, skip, stop,
+from harness import (proc_status, SERVERS, Tracer, check, free_port, get, require_root, run_main, skip, stop,
                      wait_port)
 
 N = 10_000
@@ -56,15 +56,6 @@ def raise_nofile(n):
             skip(f"RLIMIT_NOFILE hard limit {hard} < {n} and cannot be raised "
                  "(no CAP_SYS_RESOURCE)")
     resource.setrlimit(resource.RLIMIT_NOFILE, (n, hard))
-
-
-def proc_status(pid):
-    out = {}
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            k, _, v = line.partition(":")
-            out[k] = v.strip()
-    return out
 
 
 def kb(st, key):

@@ -2,6 +2,7 @@
 // fixtures fed as kernel-style segments.
 #include <catch2/catch.hpp>
 
+#include "segments.hpp"
 #include "protocols/http1/http1.hpp"
 
 #include <sstream>
@@ -9,20 +10,9 @@
 #include <vector>
 
 using namespace odigos::http1;
+using namespace odigos::test;
 
 namespace {
-
-constexpr bool kIn = true;   // bytes the traced process read
-constexpr bool kOut = false; // bytes it wrote
-
-Segment seg(std::string_view data, uint64_t ts, uint64_t len = 0, bool gap = false) {
-  Segment s;
-  s.ts_ns = ts;
-  s.data = data;
-  s.len = len ? len : data.size();
-  s.gap_before = gap;
-  return s;
-}
 
 std::string describe(const Message& m) {
   std::ostringstream o;

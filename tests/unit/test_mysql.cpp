@@ -3,6 +3,7 @@
 // packets built here byte by byte from the protocol's layouts.
 #include <catch2/catch.hpp>
 
+#include "segments.hpp"
 #include "protocols/mysql/mysql.hpp"
 #include "protocols/mysql/packets.hpp"
 
@@ -12,6 +13,7 @@
 #include <vector>
 
 using namespace odigos::mysql;
+using namespace odigos::test;
 using namespace std::string_literals; // "..."s keeps embedded NULs
 using Kind = Exchange::Kind;
 
@@ -149,15 +151,6 @@ class Script {
   std::vector<Msg> msgs_;
   uint8_t seq_ = 0;
 };
-
-Segment seg(std::string_view data, uint64_t ts, uint64_t len = 0, bool gap = false) {
-  Segment s;
-  s.ts_ns = ts;
-  s.data = data;
-  s.len = len ? len : data.size();
-  s.gap_before = gap;
-  return s;
-}
 
 // Which direction a client write is, for the traced process on `side`.
 bool client_ingress(Side side) { return side != Side::kClient; }

@@ -4,6 +4,7 @@
 // "Message Formats"); a few are also spelled out byte by byte.
 #include <catch2/catch.hpp>
 
+#include "segments.hpp"
 #include "protocols/postgres/postgres.hpp"
 
 #include <sstream>
@@ -11,6 +12,7 @@
 #include <vector>
 
 using namespace odigos::pg;
+using namespace odigos::test;
 using Kind = Exchange::Kind;
 
 namespace {
@@ -112,15 +114,6 @@ std::string select_rows(int n) {
 }
 
 // ---- feeding ---------------------------------------------------------------------
-
-Segment seg(std::string_view data, uint64_t ts, uint64_t len = 0, bool gap = false) {
-  Segment s;
-  s.ts_ns = ts;
-  s.data = data;
-  s.len = len ? len : data.size();
-  s.gap_before = gap;
-  return s;
-}
 
 // Feeds frontend ("c") and backend ("s") bytes with the direction the traced
 // side sees: on the server side the frontend's bytes are ingress.

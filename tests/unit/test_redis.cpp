@@ -4,6 +4,7 @@
 // (from the RESP2/RESP3 specifications and redis-server transcripts).
 #include <catch2/catch.hpp>
 
+#include "segments.hpp"
 #include "protocols/redis/redis.hpp"
 
 #include <initializer_list>
@@ -12,20 +13,9 @@
 #include <vector>
 
 using namespace odigos::redis;
+using namespace odigos::test;
 
 namespace {
-
-constexpr bool kIn = true;   // bytes the traced process read
-constexpr bool kOut = false; // bytes it wrote
-
-Segment seg(std::string_view data, uint64_t ts, uint64_t len = 0, bool gap = false) {
-  Segment s;
-  s.ts_ns = ts;
-  s.data = data;
-  s.len = len ? len : data.size();
-  s.gap_before = gap;
-  return s;
-}
 
 // A command as clients send it: an array of bulk strings.
 std::string cmd(std::initializer_list<std::string_view> args) {
