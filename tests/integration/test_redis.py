@@ -146,6 +146,11 @@ def main(a):
         # pushed messages.
         check(ops.get("SUBSCRIBE") == 1 and ops.get("PUBLISH") == stats.get("PUBLISH") == 3,
               f"pub/sub records: SUBSCRIBE {ops.get('SUBSCRIBE')}, PUBLISH {ops.get('PUBLISH')}")
+        # The messages came >= 0.5 s after SUBSCRIBE's confirmation: had they been taken as
+        # its replies, the SUBSCRIBE record would last that long.
+        subs = [r for r in recs if get(r, "db.operation.name") == "SUBSCRIBE"]
+        check(subs[0]["complete"] and subs[0]["duration_ms"] < 300,
+              f"SUBSCRIBE record absorbed the pushed messages: {subs[0]}")
 
         # Client side: the tracer launches redis-cli.
         out = os.path.join(tmp, "client.ndjson")
