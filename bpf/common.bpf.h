@@ -31,6 +31,7 @@ const volatile __u32 cfg_cgroup_levels __weak = 0;  /* depths of the traced_cgro
 const volatile __u8 cfg_filter_port __weak = 0;     /* only connections with a port in traced_ports */
 const volatile __u8 cfg_match_exe __weak = 0;       /* exec of an exe_targets inode is traced */
 const volatile __u32 cfg_wakeup_bytes __weak = 65536; /* wake the reader past this backlog */
+const volatile __u8 tls_probes_wanted __weak = 0;   /* report executable mmaps (TLS libraries) */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -112,6 +113,43 @@ struct {
 	__type(key, __u32);
 	__type(value, struct data_scratch);
 } scratch SEC(".maps") __weak;
+
+/* TLS plaintext (bpf/tls.bpf.c). A thread inside a probed TLS library call:
+ * the socket its nested socket I/O uses is the call's socket. */
+struct tls_call {
+	__u64 conn;       /* the library's connection object (SSL *, gnutls_session_t) */
+	__u64 buf;        /* the caller's plaintext buffer */
+	__u64 count_ptr;  /* size_t * receiving the byte count (0: the return value is it) */
+	__u64 cookie;     /* socket of the nested I/O, 0 until one happens */
+	__u64 wire_ns;    /* ingress: arrival of the first ciphertext byte read; egress: push time */
+	__u8 dir;         /* enum ot_dir */
+	__u8 lib;         /* enum ot_tls_lib */
+	__u8 _pad[6];
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64); /* pid_tgid: one call in flight per thread */
+	__type(value, struct tls_call);
+} tls_calls SEC(".maps") __weak;
+
+struct tls_conn_key {
+	__u32 tgid;
+	__u32 _pad;
+	__u64 conn; /* SSL * */
+};
+/* Library connection object -> socket cookie, for calls served from the
+ * library's buffer without socket I/O. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct tls_conn_key);
+	__type(value, __u64);
+} tls_socks SEC(".maps") __weak;
+
+/* Set by userspace once a TLS probe is attached: until then socket I/O does
+ * not look for TLS calls. */
+volatile __u32 tls_probes_active __weak = 0;
 
 static __always_inline void count_drop(__u32 kind)
 {

@@ -17,7 +17,9 @@ static __always_inline void emit_proc(__u32 type, __u32 tgid, __u32 ppid, __s32 
 	e->ppid = ppid;
 	e->exit_code = code;
 	BPF_CORE_READ_STR_INTO(&e->comm, p, comm);
-	bpf_ringbuf_submit(e, ringbuf_flags());
+	/* With TLS probes, a new process (or library) needs its uprobes now: a
+	 * forked server child does its TLS handshake within milliseconds. */
+	bpf_ringbuf_submit(e, tls_probes_wanted ? BPF_RB_FORCE_WAKEUP : ringbuf_flags());
 }
 
 SEC("tp_btf/sched_process_fork")
@@ -73,6 +75,25 @@ int BPF_PROG(ot_proc_exit, struct task_struct *p)
 	bpf_map_delete_elem(&traced_tgids, &tgid);
 	emit_proc(OT_EV_PROC_EXIT, tgid, BPF_CORE_READ(p, real_parent, tgid),
 		  BPF_CORE_READ(p, exit_code), p);
+	return 0;
+}
+
+/* An executable file mapping by a traced process (ld.so loading libraries,
+ * dlopen): userspace rescans its maps for TLS libraries to probe. Only mmap
+ * calls pay (a syscall tracepoint, not a hook on every syscall). */
+#define PROT_EXEC 0x4
+SEC("tp/syscalls/sys_enter_mmap")
+int ot_proc_mmap(struct trace_event_raw_sys_enter *ctx)
+{
+	if (!cfg_filter_pid || !tls_probes_wanted)
+		return 0;
+	if (!(ctx->args[2] & PROT_EXEC) || (long)ctx->args[4] < 0)
+		return 0;
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	if (!bpf_map_lookup_elem(&traced_tgids, &tgid))
+		return 0;
+	struct task_struct *p = bpf_get_current_task_btf();
+	emit_proc(OT_EV_PROC_MMAP, tgid, 0, 0, p);
 	return 0;
 }
 

@@ -71,6 +71,48 @@ static __always_inline __u32 copy_iov(struct data_scratch *s, const struct iovec
 	return off;
 }
 
+/* When the bytes of this call were on the wire (see ot_data_event.wire_ns), 0
+ * when unknown. Ingress consumes the arrival time. */
+static __always_inline __u64 wire_time(struct ot_conn_state *st, struct sock *sk, __u8 dir,
+				       __u32 len)
+{
+	if (dir == OT_DIR_EGRESS && len > 0 && sk->sk_protocol == IPPROTO_TCP && st->send_ns) {
+		/* Only when everything written has left: otherwise the tail goes
+		 * out later (flow control) and the call's end is the better bound. */
+		struct tcp_sock *tp = (struct tcp_sock *)sk;
+		if (BPF_CORE_READ(tp, write_seq) == BPF_CORE_READ(tp, snd_nxt))
+			return st->send_ns;
+	}
+	if (dir == OT_DIR_INGRESS && st->arrive_ns)
+		/* Any read (EOF included) consumes it: a FIN also signals data ready. */
+		return __sync_lock_test_and_set(&st->arrive_ns, 0);
+	return 0;
+}
+
+/* Socket I/O nested in a TLS library call: bind the call (and the library's
+ * connection object) to this socket, and mark the socket as TLS so its
+ * ciphertext is no longer copied. */
+static __always_inline void tls_bind_call(struct tls_call *call, struct ot_conn_state *st,
+					  struct sock *sk, __u64 cookie, __u32 tgid, __u8 dir)
+{
+	if (call->cookie != cookie) {
+		call->cookie = cookie;
+		struct tls_conn_key k = {.tgid = tgid, .conn = call->conn};
+		bpf_map_update_elem(&tls_socks, &k, &cookie, BPF_ANY);
+	}
+	if (!(st->flags & OT_CONN_TLS)) {
+		__sync_fetch_and_or(&st->flags, OT_CONN_TLS);
+		/* Userspace may have given up on the ciphertext: plaintext is ours. */
+		__sync_fetch_and_and(&st->flags, ~OT_CONN_IGNORE);
+	}
+	/* Ingress: the first arrival in the call; egress: the last push. */
+	if (dir == call->dir && (dir == OT_DIR_EGRESS || !call->wire_ns)) {
+		__u64 w = wire_time(st, sk, dir, 1);
+		if (w)
+			call->wire_ns = w;
+	}
+}
+
 static __always_inline int handle_io(struct sock *sk, int ret, int flags, __u8 dir)
 {
 	__u64 id = bpf_get_current_pid_tgid();
@@ -115,12 +157,23 @@ static __always_inline int handle_io(struct sock *sk, int ret, int flags, __u8 d
 		}
 		st->tgid = tgid;
 	}
-	if (st->flags & OT_CONN_IGNORE)
+	/* Ciphertext inside a TLS library call: its plaintext is reported by the
+	 * call's return probe; the call learns its socket here. */
+	struct tls_call *call = NULL;
+	if (tls_probes_active && ret > 0)
+		call = bpf_map_lookup_elem(&tls_calls, &id);
+	if (!call && (st->flags & OT_CONN_IGNORE))
 		return 0;
 	if (!(st->flags & OT_CONN_ANNOUNCED)) {
 		if (emit_conn_open(sk, cookie, st->role) == 0)
 			__sync_fetch_and_or(&st->flags, OT_CONN_ANNOUNCED);
 	}
+	if (call) {
+		tls_bind_call(call, st, sk, cookie, tgid, dir);
+		return 0;
+	}
+	if ((st->flags & OT_CONN_TLS) && ret > 0)
+		return 0; /* handshake or alert records outside a call */
 
 	__u32 cpu = bpf_get_smp_processor_id();
 	struct data_scratch *s = bpf_map_lookup_elem(&scratch, &cpu);
@@ -136,17 +189,7 @@ static __always_inline int handle_io(struct sock *sk, int ret, int flags, __u8 d
 	ev->pos = __sync_fetch_and_add(&st->pos[dir & 1], len);
 	ev->flags = ret == 0 ? OT_DATA_EOF : (ret < 0 ? OT_DATA_ERROR : 0);
 	ev->err = ret < 0 ? ret : 0;
-	ev->wire_ns = 0;
-	if (dir == OT_DIR_EGRESS && len > 0 && sk->sk_protocol == IPPROTO_TCP && st->send_ns) {
-		/* Only when everything written has left: otherwise the tail goes
-		 * out later (flow control) and the call's end is the better bound. */
-		struct tcp_sock *tp = (struct tcp_sock *)sk;
-		if (BPF_CORE_READ(tp, write_seq) == BPF_CORE_READ(tp, snd_nxt))
-			ev->wire_ns = st->send_ns;
-	}
-	if (dir == OT_DIR_INGRESS && st->arrive_ns)
-		/* Any read (EOF included) consumes it: a FIN also signals data ready. */
-		ev->wire_ns = __sync_lock_test_and_set(&st->arrive_ns, 0);
+	ev->wire_ns = wire_time(st, sk, dir, len);
 
 	struct task_struct *task = bpf_get_current_task_btf();
 	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);

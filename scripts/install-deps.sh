@@ -4,7 +4,7 @@
 set -euo pipefail
 
 BUILD_PKGS=(build-essential cmake pkg-config clang llvm libbpf-dev bpftool libelf-dev
-            zlib1g-dev libcli11-dev libfmt-dev nlohmann-json3-dev catch2)
+            zlib1g-dev libcapstone-dev libcli11-dev libfmt-dev nlohmann-json3-dev catch2)
 TEST_PKGS=(python3 curl nginx-light tshark wrk iproute2 procps psmisc bpftrace libclang-rt-14-dev
            libbenchmark-dev postgresql postgresql-client redis-server redis-tools mariadb-server
            mariadb-client libdbd-mariadb-perl openssl)

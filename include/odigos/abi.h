@@ -29,6 +29,7 @@ enum ot_event_type {
 	OT_EV_PROC_FORK = 7,  /* a traced process forked a new process */
 	OT_EV_PROC_EXEC = 8,  /* a traced (or newly matched) process exec'd */
 	OT_EV_PROC_EXIT = 9,  /* the last thread of a traced process exited */
+	OT_EV_PROC_MMAP = 10, /* a traced process mapped a file executable (ld.so, dlopen) */
 };
 
 enum ot_role {
@@ -42,18 +43,30 @@ enum ot_dir {
 	OT_DIR_EGRESS = 1,  /* the process wrote these bytes */
 };
 
-/* Which call carried the bytes (x86-64 syscall number, or OT_SYSCALL_OTHER). */
+/* Which call carried the bytes (x86-64 syscall number, or OT_SYSCALL_OTHER).
+ * Plaintext taken from a TLS library call (OT_DATA_TLS) carries
+ * OT_SYSCALL_TLS_BASE + enum ot_tls_lib. */
 #define OT_SYSCALL_OTHER 0xffff
+#define OT_SYSCALL_TLS_BASE 0xff00
+
+enum ot_tls_lib {
+	OT_TLS_OPENSSL = 1,
+	OT_TLS_GNUTLS = 2,
+	OT_TLS_GO = 3,
+};
 
 /* ot_data_event.flags */
 #define OT_DATA_EOF 0x1       /* recv returned 0: the peer closed its side */
 #define OT_DATA_ERROR 0x2     /* the call failed; `err` holds -errno */
 #define OT_DATA_NO_PAYLOAD 0x4 /* bytes moved without a user buffer (sendfile, splice, io_uring) */
+#define OT_DATA_TLS 0x8       /* plaintext of a TLS library call (SSL_read/SSL_write...) on the
+			       * socket its nested read/write used; pos counts plaintext */
 
 /* Drop counters (per-CPU array indices). */
 enum ot_drop_kind {
 	OT_DROP_RINGBUF = 0,   /* ring buffer full: event lost */
 	OT_DROP_CONN_TABLE = 1, /* connection table full: connection not tracked */
+	OT_DROP_TLS_NO_SOCKET = 2, /* TLS plaintext whose socket was never seen: not reported */
 	OT_DROP__COUNT = 4,
 };
 
@@ -61,6 +74,8 @@ enum ot_drop_kind {
 #define OT_CONN_ANNOUNCED 0x1 /* CONN_OPEN reached the ring buffer */
 #define OT_CONN_IGNORE 0x2    /* userspace: not a protocol we decode; stop copying */
 #define OT_CONN_CLOSED 0x4    /* CONN_CLOSE sent */
+#define OT_CONN_TLS 0x8       /* a TLS library call used it: plaintext is reported, the
+			       * ciphertext is no longer copied */
 
 /* Process-table flags (traced_tgids value). */
 #define OT_PROC_FOLLOW_FORKS 0x1
@@ -123,6 +138,8 @@ struct ot_proc_event {
 	__s32 exit_code; /* PROC_EXIT: wait status as the kernel keeps it */
 	char comm[OT_TASK_COMM_LEN];
 };
+/* OT_EV_PROC_MMAP uses struct ot_proc_event too (ppid and exit_code 0): the
+ * process's maps changed; userspace looks for TLS libraries to probe. */
 
 /* Kernel-side connection table value (map `conns`, key: socket cookie). */
 struct ot_conn_state {

@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <fmt/format.h>
+#include <map>
 #include <set>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -22,6 +23,7 @@
 #include "loader/launcher.hpp"
 #include "loader/privileges.hpp"
 #include "loader/procfs.hpp"
+#include "loader/tls_attach.hpp"
 #include "loader/tracefs.hpp"
 #include "sinks/sink.hpp"
 
@@ -201,6 +203,7 @@ int run_tracer(const Options& opt_in, const char* self_exe) {
   pc.filter_port = !opt.ports.empty();
   pc.filter_cgroup = !cgroup_targets.empty();
   for (auto& t : cgroup_targets) pc.cgroup_levels |= 1u << std::min<uint32_t>(t.level, 31);
+  pc.tls = opt.tls;
   pc.verbose = opt.verbose;
   std::string err;
   auto probes = BpfProbes::load(pc, &err);
@@ -242,6 +245,27 @@ int run_tracer(const Options& opt_in, const char* self_exe) {
     return fail_before_tracing(err);
   }
 
+  // TLS plaintext: uprobes on the TLS libraries of the traced processes (or,
+  // tracing everything, of every process that maps one).
+  std::unique_ptr<TlsAttacher> tls;
+  if (opt.tls) {
+    tls = std::make_unique<TlsAttacher>(*probes);
+    if (pc.filter_pid) {
+      for (uint32_t p : traced_now) tls->scan(p);
+      if (launching) {
+        // Before exec: what the command will map (the kernel installs the
+        // probes when it does).
+        auto files = TlsAttacher::system_libraries();
+        std::string exe = procfs::resolve_command(command[0]);
+        if (!exe.empty()) files.push_back(exe);
+        tls->attach_files(uint32_t(launcher.pid()), files);
+      }
+    } else if (cgroup_targets.empty()) {
+      tls->scan_global(procfs::all_pids());
+    }
+    for (auto& m : tls->take_messages()) fmt::print(stderr, "odigos-trace: warning: {}\n", m);
+  }
+
   if (output_fd >= 0 && ftruncate(output_fd, 0) != 0) {
     abort_children();
     return fail_before_tracing(fmt::format("cannot write '{}': {}", opt.output, strerror(errno)));
@@ -277,6 +301,10 @@ int run_tracer(const Options& opt_in, const char* self_exe) {
   sigaction(SIGHUP, &sa, nullptr);
 
   std::set<uint32_t> processes_seen;
+  // Processes whose maps changed (fork, exec, mmap): pid -> 0 (scan now) or
+  // the time of the follow-up scan.
+  std::map<uint32_t, uint64_t> tls_rescan;
+  constexpr uint64_t kTlsRescanNs = 30'000'000;
   uint64_t records = 0;
   auto emit = [&](const Record& r) {
     records++;
@@ -293,7 +321,13 @@ int run_tracer(const Options& opt_in, const char* self_exe) {
   topt.detect = opt.detect;
   ConnTracker tracker(
       topt, clock, emit, [&](uint64_t cookie) { probes->ignore_conn(cookie); },
-      [&](const ot_proc_event&) {});
+      [&](const ot_proc_event& ev) {
+        if (!tls) return;
+        if (ev.hdr.type == OT_EV_PROC_EXIT) tls->forget(ev.hdr.tgid);
+        // Now (after this round) and once more a little later: an mmap event
+        // comes at the call's entry, before the mapping exists.
+        else tls_rescan[ev.hdr.tgid] = 0;
+      });
 
   // libbpf keeps consuming for as long as the kernel keeps producing; a
   // budget per call hands control back so signals, --duration and output
@@ -318,8 +352,11 @@ int run_tracer(const Options& opt_in, const char* self_exe) {
     abort_children();
     return error_exit(std::string("cannot open the ring buffer: ") + strerror(errno));
   }
-  // Least privilege: everything from here on works through open fds.
-  if (!drop_all_capabilities(&err))
+  // Least privilege: everything from here on works through open fds, except
+  // attaching TLS probes to processes that appear later (forks, execs of
+  // --exe targets, a launched command's children).
+  uint64_t keep_caps = tls && pc.filter_pid ? runtime_attach_capabilities() : 0;
+  if (!drop_capabilities_except(keep_caps, &err))
     fmt::print(stderr, "odigos-trace: warning: could not drop capabilities: {}\n", err);
   if (launching) {
     int code = 0;
@@ -348,7 +385,7 @@ int run_tracer(const Options& opt_in, const char* self_exe) {
   uint64_t last_stdout_check = 0;
   while (true) {
     reader.budget = 8192;
-    int n = ring_buffer__poll(rb, 100);
+    int n = ring_buffer__poll(rb, tls_rescan.empty() ? 100 : 10);
     // Events are submitted without a wakeup below the backlog threshold, so
     // epoll may report nothing: consume what is there on every round.
     if (n >= 0 && reader.budget > 0) n = ring_buffer__consume(rb);
@@ -376,6 +413,19 @@ int run_tracer(const Options& opt_in, const char* self_exe) {
       }
     }
     tracker.tick(now);
+    if (tls && !tls_rescan.empty()) {
+      for (auto it = tls_rescan.begin(); it != tls_rescan.end();) {
+        if (it->second > now) {
+          ++it;
+          continue;
+        }
+        tls->scan(it->first);
+        if (it->second == 0) (it++)->second = now + kTlsRescanNs;
+        else it = tls_rescan.erase(it);
+      }
+      for (auto& m : tls->take_messages())
+        fmt::print(stderr, "\r\033[Kodigos-trace: warning: {}\n", m);
+    }
     if (now - last_drop_check > 250'000'000ull) {
       last_drop_check = now;
       std::vector<uint64_t> per_cpu = probes->drops_per_cpu(OT_DROP_RINGBUF);
@@ -434,6 +484,7 @@ int run_tracer(const Options& opt_in, const char* self_exe) {
 
   // ---- drain, detach, flush, summarise ---------------------------------------
   probes->detach(); // nothing new arrives while we drain
+  tls.reset();
   reader.draining = true;
   while (true) {
     reader.budget = SIZE_MAX;

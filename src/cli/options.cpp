@@ -127,6 +127,9 @@ ParseOutcome parse_options(int argc, char** argv) {
   app.add_option("--show", show, "Also show headers and/or body bytes: headers,body[=N]");
   bool no_redact = false;
   app.add_flag("--no-redact", no_redact, "Show secrets (Authorization, Cookie, credential query values) verbatim");
+  bool no_tls = false;
+  app.add_flag("--no-tls", no_tls,
+               "Do not probe TLS libraries (OpenSSL): encrypted connections are reported, not decoded");
   app.add_option("--capture-size", capture, "Payload bytes copied per socket call (default 4096, max 16384)");
   app.add_option("--ringbuf-size", ringbuf, "Kernel ring buffer size (default 16M, power of two)");
   app.add_option("--max-connections", max_conns,
@@ -170,6 +173,7 @@ ParseOutcome parse_options(int argc, char** argv) {
   o.demo_server = dserver->parsed();
   o.demo_client = dclient->parsed();
   o.redact = !no_redact;
+  o.tls = !no_tls;
   o.user_given = app.count("--user") > 0;
   if (!duration.empty()) {
     auto d = parse_duration(duration);

@@ -41,6 +41,7 @@ struct Options {
   bool show_headers = false;
   size_t show_body = 0;
   bool redact = true;
+  bool tls = true;                  // TLS plaintext through library uprobes
   uint32_t capture_size = 4096;
   uint32_t ringbuf_bytes = 16u << 20;
   size_t max_connections = 65536;   // user-space connection table; longest-idle evicted beyond

@@ -24,7 +24,31 @@ struct ConnTracker::Conn {
   std::unique_ptr<Decoder> dec;      // chosen by the first bytes (or options)
   std::list<uint64_t>::iterator lru; // position in ConnTracker::lru_ (back: most recent)
   int undetected = 0;                // segments seen before a protocol was recognised
+  // TLS records seen and no plaintext from a TLS library call yet: held
+  // (no decoder) until plaintext arrives or we give up on it.
+  const char* ciphertext = nullptr;  // protocol to name in the note ("tls", "postgresql")
+  uint64_t cipher_bytes = 0;
+  uint64_t cipher_ts = 0;
 };
+
+namespace {
+const char* tls_library_name(uint16_t call) {
+  switch (call - OT_SYSCALL_TLS_BASE) {
+  case OT_TLS_OPENSSL: return "openssl";
+  case OT_TLS_GNUTLS: return "gnutls";
+  case OT_TLS_GO: return "go";
+  default: return "tls";
+  }
+}
+
+// A TLS record header: handshake (ClientHello first) or application data
+// (a connection joined mid-stream), protocol version 3.x.
+bool looks_like_tls_record(std::string_view p) {
+  if (p.size() < 5) return false;
+  auto type = uint8_t(p[0]);
+  return (type == 0x16 || type == 0x17) && p[1] == 3 && uint8_t(p[2]) <= 4;
+}
+} // namespace
 
 static proto::Side side_of(uint8_t role) {
   switch (role) {
@@ -115,10 +139,15 @@ bool ConnTracker::handle(const void* data, size_t size) {
   }
   case OT_EV_PROC_FORK:
   case OT_EV_PROC_EXEC:
-  case OT_EV_PROC_EXIT: {
+  case OT_EV_PROC_EXIT:
+  case OT_EV_PROC_MMAP: {
     if (size < sizeof(ot_proc_event)) break;
     ot_proc_event ev;
     memcpy(&ev, data, sizeof(ev));
+    if (hdr.type == OT_EV_PROC_MMAP) {
+      if (on_proc_) on_proc_(ev);
+      return true;
+    }
     std::string comm(ev.comm, strnlen(ev.comm, sizeof(ev.comm)));
     if (hdr.type == OT_EV_PROC_EXIT) comms_.erase(ev.hdr.tgid);
     else comms_[ev.hdr.tgid] = comm;
@@ -139,6 +168,11 @@ void ConnTracker::on_data(const ot_data_event& ev, const uint8_t* payload) {
   Conn& c = conn_for(ev.cookie, ev.hdr.tgid, ev.role, ev.hdr.ts_ns);
   c.last_ts = ev.hdr.ts_ns;
   c.id.tid = ev.hdr.tid;
+  if (ev.flags & OT_DATA_TLS) {
+    if (!c.id.tls_library) start_plaintext(c, tls_library_name(ev.syscall));
+  } else if (c.id.tls_library && ev.len > 0) {
+    return; // ciphertext racing the switch: its plaintext is what we decode
+  }
   if (c.ignored) return;
   bool ingress = ev.dir == OT_DIR_INGRESS;
   int d = ingress ? 0 : 1;
@@ -180,6 +214,10 @@ void ConnTracker::on_data(const ot_data_event& ev, const uint8_t* payload) {
   }
   c.pos_known[d] = true;
   c.next_pos[d] = ev.pos + ev.len;
+  if (!c.dec && !c.id.tls_library && (c.ciphertext || looks_like_tls_record(seg.data))) {
+    hold_ciphertext(ev.cookie, c, "tls", ev.hdr.ts_ns, ev.len);
+    return;
+  }
   if (!c.dec) {
     Protocol p = detect_protocol(seg.data, ingress, side_of(c.role), c.id.local.port,
                                  c.id.remote.port, opt_.detect);
@@ -210,35 +248,81 @@ void ConnTracker::stop_decoding(uint64_t cookie, Conn& c, bool not_ours) {
   if (ignore_) ignore_(cookie); // the kernel stops copying its bytes
 }
 
+void ConnTracker::emit_note(Conn& c, const char* protocol, const char* note, uint64_t ts) {
+  // One connection-level record says why nothing more is decoded.
+  Record& r = scratch_;
+  r.clear();
+  r.kind = RecordKind::kConnection;
+  r.protocol = protocol;
+  r.side = record_side(side_of(c.role));
+  r.pid = c.id.pid;
+  r.tid = c.id.tid;
+  r.command = c.id.command;
+  r.start_ns = clock_.to_wall_ns(ts);
+  r.complete = false;
+  r.set("odigos.note", std::string(note));
+  if (c.id.addrs_known) {
+    r.set("network.peer.address", c.id.remote_str);
+    r.set("network.peer.port", int64_t(c.id.remote.port));
+  }
+  stats_.records++;
+  emit_(r);
+}
+
 void ConnTracker::check_verdict(uint64_t cookie, Conn& c, uint64_t ts) {
   if (c.ignored || !c.dec->done()) return;
-  if (const char* note = c.dec->done_note()) {
-    // One connection-level record says why nothing more is decoded.
-    Record& r = scratch_;
-    r.clear();
-    r.kind = RecordKind::kConnection;
-    r.protocol = c.dec->done_protocol();
-    r.side = record_side(side_of(c.role));
-    r.pid = c.id.pid;
-    r.tid = c.id.tid;
-    r.command = c.id.command;
-    r.start_ns = clock_.to_wall_ns(ts);
-    r.complete = false;
-    r.set("odigos.note", std::string(note));
-    if (c.id.addrs_known) {
-      r.set("network.peer.address", c.id.remote_str);
-      r.set("network.peer.port", int64_t(c.id.remote.port));
-    }
-    stats_.records++;
-    emit_(r);
+  if (c.dec->encrypted()) {
+    // TLS follows (PostgreSQL SSLRequest, MySQL SSL): its plaintext may come
+    // from a TLS library call; the note waits until we know it will not.
+    const char* proto = c.dec->done_protocol();
+    c.dec.reset();
+    hold_ciphertext(cookie, c, proto, ts, 0);
+    return;
   }
+  if (const char* note = c.dec->done_note()) emit_note(c, c.dec->done_protocol(), note, ts);
   stop_decoding(cookie, c, c.dec->rejected());
+}
+
+void ConnTracker::hold_ciphertext(uint64_t cookie, Conn& c, const char* protocol, uint64_t ts,
+                                  uint64_t len) {
+  if (!c.ciphertext) {
+    c.ciphertext = protocol;
+    c.cipher_ts = ts;
+    stats_.tls_held++;
+  }
+  c.cipher_bytes += len;
+  // Past the handshake and well into the data without plaintext: the calls
+  // are not probed (or were missed). Say so once and stop copying.
+  if (c.cipher_bytes > kCiphertextGiveUp) give_up_ciphertext(cookie, c);
+}
+
+void ConnTracker::give_up_ciphertext(uint64_t cookie, Conn& c) {
+  if (!c.ciphertext || c.ignored) return;
+  emit_note(c, c.ciphertext, kTlsNotDecoded, c.cipher_ts);
+  stats_.tls_not_decoded++;
+  stop_decoding(cookie, c, false);
+}
+
+void ConnTracker::start_plaintext(Conn& c, const char* library) {
+  // From now on the connection is its plaintext: a fresh decoder, stream
+  // positions counted from the first plaintext byte. If we had given up on
+  // its ciphertext the kernel has already resumed copying (OT_CONN_TLS).
+  c.id.tls_library = library;
+  c.ignored = false;
+  c.dec.reset();
+  c.undetected = 0;
+  c.pos_known[0] = c.pos_known[1] = false;
+  if (c.ciphertext) stats_.tls_held--;
+  c.ciphertext = nullptr;
+  c.cipher_bytes = 0;
+  stats_.tls_connections++;
 }
 
 void ConnTracker::close_conn(uint64_t cookie, uint64_t ts, const char* error_type) {
   auto it = conns_.find(cookie);
   if (it == conns_.end()) return;
   Conn& c = *it->second;
+  if (c.ciphertext && !c.ignored) give_up_ciphertext(cookie, c);
   if (!c.ignored && c.dec) {
     c.dec->on_close(ts, error_type);
     drain(c, ts);

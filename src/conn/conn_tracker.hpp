@@ -33,6 +33,9 @@ struct TrackerStats {
   uint64_t evicted = 0;      // connections dropped by the table limit
   uint64_t malformed = 0;    // events too short for their type
   uint64_t desyncs = 0;
+  uint64_t tls_connections = 0; // connections decoded from TLS library plaintext
+  uint64_t tls_not_decoded = 0; // TLS connections whose plaintext was never seen
+  uint64_t tls_held = 0;        // TLS connections waiting for plaintext now
 };
 
 struct TrackerOptions {
@@ -66,6 +69,9 @@ class ConnTracker {
   // handled inside the owner's send; events of other CPUs): a closed
   // connection is finalised this long after the close.
   static constexpr uint64_t kCloseGraceNs = 200'000'000;
+  // The note of a TLS connection whose plaintext was never seen.
+  static constexpr const char* kTlsNotDecoded =
+      "encrypted (TLS), not decoded: no TLS library call seen on it";
   // End of tracing: every pending request becomes an incomplete record.
   void finish(uint64_t now_mono_ns, const char* error_type);
   // Name of a process, cached.
@@ -82,6 +88,12 @@ class ConnTracker {
   void on_conn(const ot_conn_event& ev);
   void drain(Conn& c, uint64_t end_hint);
   void check_verdict(uint64_t cookie, Conn& c, uint64_t ts);
+  void emit_note(Conn& c, const char* protocol, const char* note, uint64_t ts);
+  // TLS ciphertext without plaintext (yet): held without a decoder.
+  void hold_ciphertext(uint64_t cookie, Conn& c, const char* protocol, uint64_t ts, uint64_t len);
+  void give_up_ciphertext(uint64_t cookie, Conn& c);
+  void start_plaintext(Conn& c, const char* library);
+  static constexpr uint64_t kCiphertextGiveUp = 256 * 1024;
   // No more decoding on c (done, or `not_ours`: counted in not_decoded).
   void stop_decoding(uint64_t cookie, Conn& c, bool not_ours);
   // Segments without a recognised protocol before a connection is ignored.

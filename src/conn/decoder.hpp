@@ -60,6 +60,9 @@ class Decoder {
   virtual const char* done_note() const { return nullptr; }
   // The protocol named in that record ("http2", "postgresql"...).
   virtual const char* done_protocol() const { return to_string(protocol()); }
+  // Done because TLS follows (e.g. PostgreSQL's SSLRequest answered 'S'):
+  // its plaintext may still come from a TLS library call.
+  virtual bool encrypted() const { return false; }
   // The connection turned out not to be this protocol (counted as ignored).
   virtual bool rejected() const = 0;
   virtual proto::Side side() const = 0;

@@ -126,6 +126,7 @@ void fill_http1_record(Record& r, const http1::Exchange& ex, http1::Side side,
   if (resp) r.set("http.response.status_code", int64_t(resp->status));
   r.set("http.request.body.size", int64_t(req.body_size));
   if (resp) r.set("http.response.body.size", int64_t(resp->body_size));
+  r.set("url.scheme", std::string(id.tls_library ? "https" : "http"));
   r.set("network.protocol.version", req.minor_version == 0 ? std::string("1.0") : std::string("1.1"));
   if (auto* ua = req.header("user-agent")) r.set("user_agent.original", *ua);
 
@@ -169,6 +170,10 @@ void fill_http1_record(Record& r, const http1::Exchange& ex, http1::Side side,
       (resp->status >= 500 || (resp->status >= 400 && r.side == RecordSide::kClient)))
     error = std::to_string(resp->status);
   if (!error.empty()) r.set("error.type", error);
+  if (id.tls_library) {
+    r.set("tls.established", true);
+    r.set("odigos.tls.library", std::string(id.tls_library));
+  }
   if (ex.tunnel) r.set("odigos.http.tunnel", true);
   if (id.retransmits) r.set("odigos.tcp.retransmits", int64_t(id.retransmits));
   if (req.body_truncated || (resp && resp->body_truncated)) r.set("odigos.capture.truncated", true);

@@ -29,6 +29,7 @@ struct ConnIdentity {
   bool addrs_known = false;
   std::string local_str, remote_str; // formatted once per connection
   uint32_t retransmits = 0;
+  const char* tls_library = nullptr; // plaintext from this TLS library ("openssl"...), else null
 };
 
 // Fills `r` (cleared first; a reused record keeps its capacity).

@@ -18,6 +18,7 @@ class MysqlDecoder final : public SessionDecoder<mysql::Session, mysql::Exchange
                                                             : nullptr;
   }
   const char* done_protocol() const override { return system_; }
+  bool encrypted() const override { return session_.verdict() == mysql::Verdict::kEncrypted; }
   bool rejected() const override { return session_.verdict() == mysql::Verdict::kNotMysql; }
 
  private:

@@ -21,6 +21,7 @@ class PostgresDecoder final : public SessionDecoder<pg::Session, pg::Exchange> {
   const char* done_note() const override {
     return session_.verdict() == pg::Verdict::kEncrypted ? "encrypted (TLS), not decoded" : nullptr;
   }
+  bool encrypted() const override { return session_.verdict() == pg::Verdict::kEncrypted; }
   bool rejected() const override { return session_.verdict() == pg::Verdict::kNotPostgres; }
 
  private:

@@ -9,6 +9,8 @@
 #include <unistd.h>
 #include <vector>
 
+#include <fmt/format.h>
+
 #include "odigos.skel.h"
 
 namespace odigos {
@@ -56,6 +58,7 @@ std::unique_ptr<BpfProbes> BpfProbes::load(const ProbeConfig& cfg, std::string* 
   ro->cfg_cgroup_levels = cfg.cgroup_levels;
   ro->cfg_filter_port = cfg.filter_port;
   ro->cfg_match_exe = cfg.match_exe;
+  ro->tls_probes_wanted = cfg.tls;
   ro->cfg_wakeup_bytes = cfg.ringbuf_bytes / 64 > 4096 ? cfg.ringbuf_bytes / 64 : 4096;
   if (int err = bpf_map__set_max_entries(p->skel_->maps.events, cfg.ringbuf_bytes)) {
     *error = std::string("cannot size the ring buffer: ") + strerror(-err);
@@ -79,6 +82,43 @@ bool BpfProbes::attach(std::string* error) {
 }
 
 void BpfProbes::detach() { odigos_bpf__detach(skel_); }
+
+std::vector<bpf_link*> BpfProbes::attach_openssl(int pid, const std::string& path,
+                                                 uint64_t read_offset, uint64_t write_offset,
+                                                 std::string* error) {
+  struct Point {
+    bpf_program* prog;
+    uint64_t offset;
+    bool ret;
+  };
+  const Point points[] = {{skel_->progs.ot_openssl_read_enter, read_offset, false},
+                          {skel_->progs.ot_tls_exit, read_offset, true},
+                          {skel_->progs.ot_openssl_write_enter, write_offset, false},
+                          {skel_->progs.ot_tls_exit, write_offset, true}};
+  std::vector<bpf_link*> links;
+  for (const Point& p : points) {
+    LIBBPF_OPTS(bpf_uprobe_opts, opts, .retprobe = p.ret);
+    bpf_link* l = bpf_program__attach_uprobe_opts(p.prog, pid, path.c_str(), p.offset, &opts);
+    if (!l) {
+      int err = errno;
+      *error = fmt::format("cannot attach a uprobe to '{}' at offset {:#x}{}: {}", path, p.offset,
+                           pid >= 0 ? fmt::format(" in process {}", pid) : "", strerror(err));
+      destroy_links(links);
+      return {};
+    }
+    links.push_back(l);
+  }
+  return links;
+}
+
+void BpfProbes::destroy_links(std::vector<bpf_link*>& links) {
+  for (bpf_link* l : links) bpf_link__destroy(l);
+  links.clear();
+}
+
+void BpfProbes::enable_tls() {
+  if (skel_->bss) skel_->bss->tls_probes_active = 1;
+}
 
 bool BpfProbes::add_tgid(uint32_t tgid, bool follow_forks) {
   uint32_t v = follow_forks ? OT_PROC_FOLLOW_FORKS : 0;

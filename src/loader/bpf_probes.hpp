@@ -13,6 +13,7 @@ extern "C" {
 
 struct odigos_bpf;
 struct ring_buffer;
+struct bpf_link;
 
 namespace odigos {
 
@@ -25,6 +26,7 @@ struct ProbeConfig {
   uint32_t cgroup_levels = 0; // bit L: a --cgroup target sits at depth L
   bool filter_port = false;
   bool match_exe = false;
+  bool tls = false;      // TLS plaintext: report executable mmaps of traced processes
   bool verbose = false; // libbpf debug output
 };
 
@@ -42,6 +44,14 @@ class BpfProbes {
   bool add_cgroup(uint64_t id);
   bool add_port(uint16_t port);
   bool add_listen_port(uint16_t port);
+  // TLS plaintext: the OpenSSL programs at file offsets of `path` (entry and
+  // return of the internal read and write functions), for process `pid`
+  // (-1: every process mapping the file). Empty result: `error` says why.
+  std::vector<bpf_link*> attach_openssl(int pid, const std::string& path, uint64_t read_offset,
+                                        uint64_t write_offset, std::string* error);
+  static void destroy_links(std::vector<bpf_link*>& links);
+  // Socket I/O starts looking for TLS calls (once the first probe is attached).
+  void enable_tls();
   // Stop copying a connection's bytes in the kernel.
   void ignore_conn(uint64_t cookie);
   size_t traced_tgid_count() const;

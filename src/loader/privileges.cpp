@@ -64,10 +64,22 @@ bool kernel_has_btf() {
   return stat(kernel_btf_path(), &st) == 0;
 }
 
-bool drop_all_capabilities(std::string* error) {
+uint64_t runtime_attach_capabilities() {
+  // The kernel's uprobe PMU (perf_event_open of a uprobe) wants CAP_SYS_ADMIN
+  // itself: CAP_PERFMON is refused with EACCES (measured on 6.18).
+  return (1ull << kCapBpf) | (1ull << kCapPerfmon) | (1ull << kCapSysAdmin) |
+         (1ull << kCapSysPtrace) | (1ull << kCapDacReadSearch);
+}
+
+bool drop_capabilities_except(uint64_t keep, std::string* error) {
   prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+  keep &= effective_capabilities(); // only what we hold
   __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};
   __user_cap_data_struct data[2] = {};
+  for (int i = 0; i < 2; i++) {
+    data[i].effective = data[i].permitted = uint32_t(keep >> (32 * i));
+    data[i].inheritable = 0;
+  }
   if (syscall(SYS_capset, &hdr, data) != 0) {
     *error = std::string("capset: ") + strerror(errno);
     return false;
@@ -75,5 +87,7 @@ bool drop_all_capabilities(std::string* error) {
   prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
   return true;
 }
+
+bool drop_all_capabilities(std::string* error) { return drop_capabilities_except(0, error); }
 
 } // namespace odigos

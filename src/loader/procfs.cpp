@@ -205,4 +205,51 @@ std::string why_not_executable(const std::string& path) {
   return "'" + path + "' is not an ELF executable";
 }
 
+std::vector<FileMapping> executable_mappings(uint32_t pid) {
+  std::vector<FileMapping> out;
+  std::ifstream in("/proc/" + std::to_string(pid) + "/maps");
+  std::string line;
+  while (std::getline(in, line)) {
+    // start-end perms offset major:minor inode   path
+    char perms[8] = {};
+    unsigned maj = 0, min = 0;
+    unsigned long long ino = 0;
+    int path_at = 0;
+    if (sscanf(line.c_str(), "%*x-%*x %7s %*x %x:%x %llu %n", perms, &maj, &min, &ino,
+               &path_at) < 4)
+      continue;
+    if (perms[2] != 'x' || ino == 0 || path_at <= 0 || size_t(path_at) >= line.size()) continue;
+    std::string path = line.substr(size_t(path_at));
+    if (path.empty() || path[0] != '/' || path.find(" (deleted)") != std::string::npos) continue;
+    uint64_t dev = makedev(maj, min);
+    bool seen = std::any_of(out.begin(), out.end(),
+                            [&](const FileMapping& m) { return m.dev == dev && m.ino == ino; });
+    if (!seen) out.push_back({path, dev, ino});
+  }
+  return out;
+}
+
+std::string resolve_command(const std::string& cmd) {
+  if (cmd.empty()) return {};
+  if (cmd.find('/') != std::string::npos) return access(cmd.c_str(), X_OK) == 0 ? cmd : "";
+  const char* path = getenv("PATH");
+  std::string dirs = path && *path ? path : "/usr/local/bin:/usr/bin:/bin";
+  size_t start = 0;
+  while (start <= dirs.size()) {
+    size_t end = dirs.find(':', start);
+    if (end == std::string::npos) end = dirs.size();
+    std::string dir = dirs.substr(start, end - start);
+    std::string cand = (dir.empty() ? "." : dir) + "/" + cmd;
+    if (access(cand.c_str(), X_OK) == 0) return cand;
+    start = end + 1;
+  }
+  return {};
+}
+
+std::string exe_path(uint32_t pid) {
+  char buf[4096];
+  ssize_t n = readlink(("/proc/" + std::to_string(pid) + "/exe").c_str(), buf, sizeof(buf) - 1);
+  return n > 0 ? std::string(buf, size_t(n)) : std::string();
+}
+
 } // namespace odigos::procfs

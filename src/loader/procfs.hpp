@@ -29,6 +29,19 @@ std::vector<uint32_t> pids_running(const ot_exe_key& key);
 // fails); every listening port of this namespace for the other.
 std::vector<uint16_t> listening_ports(const std::vector<uint32_t>& pids);
 std::vector<uint16_t> all_listening_ports();
+// A file mapped executable by a process (/proc/PID/maps), once per file.
+struct FileMapping {
+  std::string path; // as the process sees it (its mount namespace)
+  uint64_t dev = 0; // st_dev encoding (makedev)
+  uint64_t ino = 0;
+};
+std::vector<FileMapping> executable_mappings(uint32_t pid);
+// The file execvp would run for `cmd` (searched in $PATH when it has no
+// slash); "" when none.
+std::string resolve_command(const std::string& cmd);
+// The process's executable path ("" when gone).
+std::string exe_path(uint32_t pid);
+
 // Is the file an ELF executable (or a script with #!)? Returns "" when it is,
 // else why not.
 std::string why_not_executable(const std::string& path);

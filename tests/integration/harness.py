@@ -186,7 +186,7 @@ http {{
     uwsgi_temp_path {tmp}/uwsgi;
     scgi_temp_path {tmp}/scgi;
     server {{
-        listen 127.0.0.1:{port};
+        listen 127.0.0.1:{port}{listen};
         root {tmp}/www;
 {server}
     }}
@@ -195,7 +195,7 @@ http {{
 
 
 def nginx_prefix(files, prefix="odigos-nginx-", http="    access_log off;", server="",
-                 workers=1, connections=256, daemon=False, error_level=""):
+                 workers=1, connections=256, daemon=False, error_level="", listen=""):
     """A fresh nginx prefix directory: www/ holding files ({name: str or bytes}), readable by
     the workers (they run as nobody), and nginx.conf listening on a free 127.0.0.1 port.
     http/server: extra directives for the http and server blocks, "{tmp}" in them stands for
@@ -216,8 +216,21 @@ def nginx_prefix(files, prefix="odigos-nginx-", http="    access_log off;", serv
         f.write(NGINX_CONF.format(tmp=tmp, port=port, http=http.replace("{tmp}", tmp),
                                   server=server.replace("{tmp}", tmp), workers=workers,
                                   connections=connections, daemon="on" if daemon else "off",
+                                  listen=listen,
                                   error_level=f" {error_level}" if error_level else ""))
     return tmp, conf, port
+
+
+def make_cert(directory, cn="localhost"):
+    """A self-signed certificate made with openssl: returns (cert.pem, key.pem) in directory,
+    readable by nginx's workers."""
+    cert, key = os.path.join(directory, "cert.pem"), os.path.join(directory, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
+                    "-out", cert, "-days", "2", "-subj", f"/CN={cn}"],
+                   check=True, capture_output=True, timeout=60)
+    os.chmod(cert, 0o644)
+    os.chmod(key, 0o644)
+    return cert, key
 
 
 def nginx_cmd(tmp, conf):

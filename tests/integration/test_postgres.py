@@ -118,7 +118,9 @@ def main(a):
                                   "127.0.0.1", "-p", str(c.port), "-U", "postgres", "early"],
                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         time.sleep(1.0)
-        t = Tracer(binary, ["--pid", str(c.pid)]).wait_attached()
+        # --no-tls: the SSL connection below must stay encrypted (TLS plaintext is
+        # test_tls_postgres.py).
+        t = Tracer(binary, ["--pid", str(c.pid)], extra=["--no-tls"]).wait_attached()
         c.psql("SELECT pg_stat_statements_reset()")
         try:
             # (a) simple queries, TCP and Unix socket.

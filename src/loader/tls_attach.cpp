@@ -1,0 +1,155 @@
+#include "loader/tls_attach.hpp"
+
+#include <algorithm>
+#include <fmt/format.h>
+#include <sys/stat.h>
+
+#include "loader/bpf_probes.hpp"
+#include "loader/procfs.hpp"
+
+namespace odigos {
+
+namespace {
+constexpr uint32_t kGlobal = ~0u;
+
+std::string basename_of(const std::string& path) {
+  auto slash = path.rfind('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+bool is_libssl(const std::string& path) { return basename_of(path).rfind("libssl.so", 0) == 0; }
+
+// The path to open for a file a process maps: its own path when it names the
+// same file here, else through the process's root (another mount namespace).
+std::string openable_path(uint32_t pid, const procfs::FileMapping& m) {
+  struct stat st{};
+  if (stat(m.path.c_str(), &st) == 0 && uint64_t(st.st_dev) == m.dev && st.st_ino == m.ino)
+    return m.path;
+  return fmt::format("/proc/{}/root{}", pid, m.path);
+}
+} // namespace
+
+TlsAttacher::TlsAttacher(BpfProbes& probes) : probes_(probes) {}
+
+TlsAttacher::~TlsAttacher() {
+  for (auto& [pid, list] : procs_)
+    for (auto& a : list) BpfProbes::destroy_links(a.links);
+}
+
+std::vector<std::string> TlsAttacher::take_messages() { return std::exchange(messages_, {}); }
+
+std::vector<std::string> TlsAttacher::system_libraries() {
+  std::vector<std::string> out;
+  for (const char* dir : {"/usr/lib/x86_64-linux-gnu", "/lib/x86_64-linux-gnu", "/usr/local/lib",
+                          "/usr/lib64", "/usr/lib"}) {
+    std::string p = std::string(dir) + "/libssl.so.3";
+    struct stat st{};
+    if (stat(p.c_str(), &st) != 0) continue;
+    // One entry per file (/lib is often /usr/lib).
+    bool dup = std::any_of(out.begin(), out.end(), [&](const std::string& q) {
+      struct stat st2{};
+      return stat(q.c_str(), &st2) == 0 && st2.st_dev == st.st_dev && st2.st_ino == st.st_ino;
+    });
+    if (!dup) out.push_back(p);
+  }
+  return out;
+}
+
+const TlsAttacher::Library& TlsAttacher::library(const FileKey& key, const std::string& path,
+                                                 bool expect_tls) {
+  auto it = libs_.find(key);
+  if (it != libs_.end()) return it->second;
+  Library lib;
+  std::string err;
+  if (auto p = find_openssl_probes(path, &err)) {
+    lib.usable = true;
+    lib.probes = *p;
+  } else if (expect_tls || err.rfind("no OpenSSL", 0) != 0) {
+    // A libssl (or an executable with OpenSSL in it) we cannot probe cheaply:
+    // its connections will be reported as TLS, not decoded.
+    messages_.push_back(fmt::format("TLS plaintext of '{}' not traced: {}", path, err));
+  }
+  return libs_.emplace(key, std::move(lib)).first->second;
+}
+
+bool TlsAttacher::attach(int pid, const FileKey& key, const std::string& path,
+                         const Library& lib) {
+  std::string err;
+  auto links = probes_.attach_openssl(pid, path, lib.probes.read.file_offset,
+                                      lib.probes.write.file_offset, &err);
+  if (links.empty()) {
+    const uint32_t who = pid < 0 ? kGlobal : uint32_t(pid);
+    if (!failed_[{who, key}]) messages_.push_back(err); // said once, not retried
+    failed_[{who, key}] = true;
+    return false;
+  }
+  procs_[pid < 0 ? kGlobal : uint32_t(pid)].push_back({key, std::move(links)});
+  attachments_++;
+  probes_.enable_tls();
+  return true;
+}
+
+int TlsAttacher::scan(uint32_t pid) {
+  auto maps = procfs::executable_mappings(pid);
+  if (maps.empty()) return 0;
+  const std::string exe = procfs::exe_path(pid);
+  auto& have = procs_[pid];
+  int added = 0;
+  for (const auto& m : maps) {
+    const bool libssl = is_libssl(m.path);
+    if (!libssl && m.path != exe) continue; // OpenSSL is in libssl or linked into the executable
+    FileKey key{m.dev, m.ino};
+    if (std::any_of(have.begin(), have.end(), [&](const Attached& a) { return a.file == key; }))
+      continue;
+    std::string path = openable_path(pid, m);
+    if (failed_.count({pid, key})) continue;
+    const Library& lib = library(key, path, libssl);
+    if (lib.usable && attach(int(pid), key, path, lib)) added++;
+  }
+  if (procs_[pid].empty()) procs_.erase(pid);
+  return added;
+}
+
+int TlsAttacher::attach_files(uint32_t pid, const std::vector<std::string>& paths) {
+  int added = 0;
+  for (const auto& path : paths) {
+    struct stat st{};
+    if (stat(path.c_str(), &st) != 0) continue;
+    FileKey key{uint64_t(st.st_dev), uint64_t(st.st_ino)};
+    auto& have = procs_[pid];
+    if (std::any_of(have.begin(), have.end(), [&](const Attached& a) { return a.file == key; }))
+      continue;
+    const Library& lib = library(key, path, is_libssl(path));
+    if (lib.usable && attach(int(pid), key, path, lib)) added++;
+  }
+  if (procs_[pid].empty()) procs_.erase(pid);
+  return added;
+}
+
+int TlsAttacher::scan_global(const std::vector<uint32_t>& pids) {
+  int added = 0;
+  for (uint32_t pid : pids) {
+    for (const auto& m : procfs::executable_mappings(pid)) {
+      if (!is_libssl(m.path)) continue;
+      FileKey key{m.dev, m.ino};
+      auto& have = procs_[kGlobal];
+      if (std::any_of(have.begin(), have.end(), [&](const Attached& a) { return a.file == key; }))
+        continue;
+      std::string path = openable_path(pid, m);
+      const Library& lib = library(key, path, true);
+      if (lib.usable && attach(-1, key, path, lib)) added++;
+    }
+  }
+  return added;
+}
+
+void TlsAttacher::forget(uint32_t pid) {
+  for (auto f = failed_.lower_bound({pid, FileKey{}}); f != failed_.end() && f->first.first == pid;)
+    f = failed_.erase(f);
+  auto it = procs_.find(pid);
+  if (it == procs_.end()) return;
+  for (auto& a : it->second) BpfProbes::destroy_links(a.links);
+  procs_.erase(it);
+}
+
+} // namespace odigos

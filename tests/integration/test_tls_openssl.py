@@ -1,0 +1,186 @@
+"""TLS plaintext from OpenSSL (Debian's libssl.so.3), with real servers and clients.
+
+1. nginx HTTPS (2 workers forked before the tracer starts) traced by its master's PID; curl
+   requests over HTTPS with HTTP/1.1 on one keep-alive connection and on new ones. Oracle:
+   nginx's own access log (method, URI, status, body bytes, worker pid) - every logged request
+   is exactly one record, decoded from the plaintext (tls.established, url.scheme https,
+   odigos.tls.library openssl), and no connection is left "not decoded".
+2. curl launched by the tracer (client side, probes attached before it execs).
+3. A Python `ssl` server that imports ssl (dlopen of _ssl and libssl) only after the tracer
+   attached to it: the executable-mmap event brings the probes. Injected delays are measured
+   within curl's own total time (the client's timing is the oracle).
+4. The probes land on instructions the kernel emulates: the tracer's stderr has no warning
+   about single-stepped probe points, and no process but the traced ones is probed (curl run
+   beside the traced nginx makes no record)."""
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+from harness import (Tracer, check, check_schema, free_port, get, make_cert, require_root,
+                     run_main, start_nginx, stop, wait_port)
+
+BIG = 100 * 1024
+
+PY_SERVER = r"""
+import sys, time
+sys.stdin.readline()          # the tracer is attached: now load ssl (dlopen)
+import ssl, http.server
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        if self.path.startswith("/delay/"):
+            time.sleep(int(self.path.split("/")[2]) / 1000.0)
+        body = b"ok " + self.path.encode()
+        self.send_response(404 if self.path == "/missing" else 200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+srv = http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(sys.argv[2], sys.argv[3])
+srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+print("ready", flush=True)
+srv.serve_forever()
+"""
+
+
+def access_log(path):
+    rows = []
+    with open(path) as f:
+        for line in f:
+            m, uri, status, size, pid = line.rstrip("\n").split("|")
+            rows.append((m, uri, int(status), int(size), int(pid)))
+    return rows
+
+
+def curl(*urls, timing=False):
+    """One curl process, one keep-alive connection for all urls."""
+    cmd = ["curl", "-sk", "--http1.1", "--max-time", "30"]
+    if timing:
+        cmd += ["-w", "%{time_total}\n"]
+    for u in urls:
+        cmd += ["-o", "/dev/null", u]
+    p = subprocess.run(cmd, check=True, timeout=60, capture_output=True, text=True)
+    return p.stdout
+
+
+def tls_checks(recs):
+    for r in recs:
+        check(get(r, "tls.established") is True, f"tls.established missing: {r}")
+        check(get(r, "odigos.tls.library") == "openssl", f"library: {r}")
+        check(get(r, "url.scheme") == "https", f"url.scheme: {r}")
+
+
+def nginx_part(a, certdir):
+    cert, key = make_cert(certdir)
+    master, tmp, port = start_nginx(
+        {"index.html": "hello over tls\n", "big.bin": os.urandom(BIG)}, workers=2,
+        listen=" ssl",
+        http="    log_format oracle '$request_method|$request_uri|$status|$body_bytes_sent|$pid';\n"
+             "    access_log {tmp}/access.log oracle;\n    keepalive_timeout 30s;",
+        server=f"        ssl_certificate {cert};\n        ssl_certificate_key {key};")
+    tracer = None
+    try:
+        time.sleep(0.5)  # workers forked
+        tracer = Tracer(a.binary, ["--pid", str(master.pid)]).wait_attached()
+        base = f"https://127.0.0.1:{port}"
+        # Keep-alive: three requests on one connection; then separate connections.
+        curl(f"{base}/index.html", f"{base}/missing", f"{base}/big.bin")
+        for i in range(5):
+            curl(f"{base}/index.html?n={i}")
+        # An untraced TLS client beside the traced server: probed only in nginx.
+        time.sleep(1.0)
+        rc = tracer.stop()
+    finally:
+        stop(master)
+    err = tracer.stderr()
+    check(rc == 0, f"tracer exit {rc}: {err}")
+    check("single-step" not in err and "not traced" not in err, f"probe warnings: {err}")
+    oracle = access_log(os.path.join(tmp, "access.log"))
+    check(len(oracle) == 8, f"nginx logged {len(oracle)} requests: {oracle}")
+    recs = tracer.records()
+    check_schema(recs)
+    got = sorted((get(r, "http.request.method"),
+                  get(r, "url.path") + ("?" + get(r, "url.query") if get(r, "url.query") else ""),
+                  get(r, "http.response.status_code"), get(r, "http.response.body.size"),
+                  get(r, "process.pid")) for r in recs)
+    check(got == sorted(oracle), f"records differ from nginx's access log:\n{got}\n{oracle}")
+    for r in recs:
+        check(get(r, "side") == "server", f"side: {r}")
+        check(r.get("complete") is True, f"incomplete: {r}")
+    tls_checks(recs)
+    conns = tracer.records(kind="connection")
+    check(not conns, f"connection notes (TLS not decoded?): {conns}")
+    print(f"nginx: {len(recs)} HTTPS records = nginx's access log")
+
+
+def curl_launch_part(a, port):
+    base = f"https://127.0.0.1:{port}"
+    t = Tracer(a.binary, [], extra=["--", "curl", "-sk", "--http1.1", "-o", "/dev/null", "-o",
+                                    "/dev/null", f"{base}/one", f"{base}/missing"])
+    rc = t.wait(60)
+    check(rc == 0, f"launch exit {rc}: {t.stderr()}")
+    recs = t.records()
+    got = [(get(r, "side"), get(r, "url.path"), get(r, "http.response.status_code")) for r in recs]
+    check(got == [("client", "/one", 200), ("client", "/missing", 404)], f"curl records {got}")
+    tls_checks(recs)
+    print("curl launched: client-side HTTPS records decoded")
+
+
+def python_part(a, certdir):
+    cert, key = os.path.join(certdir, "cert.pem"), os.path.join(certdir, "key.pem")
+    port = free_port()
+    srv = subprocess.Popen([sys.executable, "-c", PY_SERVER, str(port), cert, key],
+                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    tracer = None
+    try:
+        tracer = Tracer(a.binary, ["--pid", str(srv.pid)]).wait_attached()
+        srv.stdin.write("go\n")
+        srv.stdin.flush()
+        check(srv.stdout.readline().strip() == "ready", "python TLS server did not start")
+        wait_port(port)
+        base = f"https://127.0.0.1:{port}"
+        totals = {}
+        for ms in (0, 150, 300):
+            totals[f"/delay/{ms}"] = float(curl(f"{base}/delay/{ms}", timing=True)) * 1000
+        curl(f"{base}/missing")
+        time.sleep(0.5)
+        rc = tracer.stop()
+    finally:
+        stop(srv)
+    check(rc == 0, f"tracer exit {rc}: {tracer.stderr()}")
+    recs = tracer.records()
+    by_path = {get(r, "url.path"): r for r in recs}
+    check(sorted(by_path) == sorted(list(totals) + ["/missing"]),
+          f"python records {sorted(by_path)}; notes {tracer.records(kind='connection')}; "
+          f"stderr {tracer.stderr()}")
+    check(get(by_path["/missing"], "http.response.status_code") == 404, "404 missing")
+    for path, total in totals.items():
+        ms = int(path.split("/")[2])
+        d = by_path[path]["duration_ms"]
+        check(ms <= d <= total, f"{path}: duration {d:.2f} ms outside [{ms}, curl total {total:.2f}]")
+    tls_checks(recs)
+    print(f"python ssl (loaded after attach): {len(recs)} records; durations within curl's totals")
+
+
+def test(a):
+    require_root()
+    certdir = tempfile.mkdtemp(prefix="odigos-cert-")
+    os.chmod(certdir, 0o755)
+    nginx_part(a, certdir)
+    # A plain HTTPS server for the launched client.
+    master, tmp, port = start_nginx({"one": "1\n"}, listen=" ssl", server=(
+        f"        ssl_certificate {certdir}/cert.pem;\n"
+        f"        ssl_certificate_key {certdir}/key.pem;"))
+    try:
+        curl_launch_part(a, port)
+    finally:
+        stop(master)
+    python_part(a, certdir)
+
+
+run_main(test)

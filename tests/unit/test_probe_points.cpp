@@ -1,0 +1,472 @@
+// ELF symbols (libelf) and cheap uprobe points (capstone): byte fixtures, this test
+// binary checked against /proc/self/maps, Debian's libssl.so.3 checked against
+// objdump, and small OpenSSL look-alikes assembled with cc for the other layouts.
+#include <catch2/catch.hpp>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <elf.h>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <sstream>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <vector>
+
+#include "loader/elf_symbols.hpp"
+#include "loader/probe_points.hpp"
+
+using namespace odigos;
+
+extern "C" __attribute__((noinline, used)) int odigos_probe_points_anchor(int x) { return x * 3 + 1; }
+
+namespace {
+
+const char* const kLibssl = "/usr/lib/x86_64-linux-gnu/libssl.so.3";
+const char* const kLibc = "/lib/x86_64-linux-gnu/libc.so.6";
+
+bool emulated(std::initializer_list<uint8_t> bytes) {
+  std::vector<uint8_t> v(bytes);
+  return is_emulated_entry(v.data(), v.size());
+}
+
+std::string first_insn(std::initializer_list<uint8_t> bytes) {
+  std::vector<uint8_t> v(bytes);
+  return describe_first_instruction(v.data(), v.size());
+}
+
+// A temporary directory, removed with its contents.
+struct TempDir {
+  std::filesystem::path path;
+  TempDir() {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "odigos-pp-XXXXXX").string();
+    REQUIRE(mkdtemp(tmpl.data()) != nullptr);
+    path = tmpl;
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+  std::string write(const std::string& name, const std::string& content) const {
+    std::string p = (path / name).string();
+    std::ofstream(p, std::ios::binary) << content;
+    return p;
+  }
+};
+
+// Runs a shell command; its stdout (and stderr when asked); *status its exit code.
+std::string run(const std::string& cmd, int* status = nullptr) {
+  std::string out;
+  FILE* f = popen(cmd.c_str(), "r");
+  if (!f) return out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
+  int st = pclose(f);
+  if (status) *status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return out;
+}
+
+std::vector<uint8_t> file_bytes(const std::string& path, uint64_t offset, size_t len) {
+  std::ifstream in(path, std::ios::binary);
+  in.seekg(std::streamoff(offset));
+  std::vector<uint8_t> b(len);
+  in.read(reinterpret_cast<char*>(b.data()), std::streamsize(len));
+  b.resize(size_t(in.gcount()));
+  return b;
+}
+
+// Oracle: `objdump -T` -> {address, size} of the default-version definition of `name`.
+struct DynSym {
+  uint64_t vaddr = 0;
+  uint64_t size = 0;
+};
+std::optional<DynSym> objdump_dynsym(const std::string& path, const std::string& name) {
+  std::istringstream lines(run("objdump -T '" + path + "'"));
+  std::string line;
+  while (std::getline(lines, line)) {
+    std::istringstream ws(line);
+    std::vector<std::string> tok;
+    for (std::string t; ws >> t;) tok.push_back(t);
+    // 0000000000035430 g    DF .text  0000000000000083  OPENSSL_3.0.0 SSL_read
+    if (tok.size() < 6 || tok.back() != name || tok[tok.size() - 2].starts_with("(")) continue;
+    for (size_t i = 1; i + 1 < tok.size(); i++)
+      if (tok[i] == ".text") return DynSym{std::stoull(tok[0], nullptr, 16), std::stoull(tok[i + 1], nullptr, 16)};
+  }
+  return std::nullopt;
+}
+
+// Oracle: the target of the first `call` in [start, start+size) that objdump does not
+// label as a PLT entry.
+std::optional<uint64_t> objdump_first_call(const std::string& path, uint64_t start, uint64_t size) {
+  char range[96];
+  snprintf(range, sizeof range, "--start-address=0x%llx --stop-address=0x%llx", (unsigned long long)start,
+           (unsigned long long)(start + size));
+  std::istringstream lines(run("objdump -d --no-show-raw-insn " + std::string(range) + " '" + path + "'"));
+  static const std::regex call(R"(^\s*[0-9a-f]+:\s+callq?\s+([0-9a-f]+)\s*(<[^>]*>)?)");
+  std::string line;
+  std::smatch m;
+  while (std::getline(lines, line))
+    if (std::regex_search(line, m, call) && m[2].str().find("@plt") == std::string::npos)
+      return std::stoull(m[1].str(), nullptr, 16);
+  return std::nullopt;
+}
+
+// Hand-written OpenSSL look-alikes, assembled and linked by cc.
+std::string asm_function(const std::string& name, bool global, const std::string& body) {
+  return (global ? "  .globl " + name + "\n" : std::string()) + "  .type " + name + ",@function\n" + name +
+         ":\n" + body + "  .size " + name + ", .-" + name + "\n";
+}
+std::string asm_wrapper(const std::string& name, const std::string& callee, const std::string& call_first = "") {
+  return asm_function(name, true,
+                      "  sub $0x18,%rsp\n" + (call_first.empty() ? "" : "  call " + call_first + "\n") +
+                          "  call " + callee + "\n  add $0x18,%rsp\n  ret\n");
+}
+std::string asm_internal(const std::string& name, const std::string& first) {
+  return asm_function(name, false, "  " + first + "\n  xor %eax,%eax\n  ud2\n");
+}
+struct Layout {
+  std::string read_first = "push %r13";   // first instruction of ssl_read_internal
+  std::string read_ex_callee = "ssl_read_internal";
+  std::string read_call_first;            // a call SSL_read makes before ssl_read_internal
+};
+std::string openssl_lookalike(const Layout& l) {
+  return "  .text\n" + asm_function("main", true, "  xor %eax,%eax\n  ret\n") +
+         asm_wrapper("SSL_read", "ssl_read_internal", l.read_call_first) +
+         asm_wrapper("SSL_read_ex", l.read_ex_callee) + asm_wrapper("SSL_write", "ssl_write_internal") +
+         asm_wrapper("SSL_write_ex", "ssl_write_internal") + asm_internal("ssl_read_internal", l.read_first) +
+         asm_internal("ssl_write_internal", "push %r14") + asm_internal("other_internal", "push %rbx") +
+         "  .section .note.GNU-stack,\"\",@progbits\n";
+}
+
+} // namespace
+
+TEST_CASE("is_emulated_entry: what the kernel emulates", "[probe_points]") {
+  CHECK(emulated({0x41, 0x55}));                   // push %r13
+  CHECK(emulated({0x41, 0x56, 0x41, 0x55}));       // push %r14; push %r13
+  CHECK(emulated({0x53}));                         // push %rbx
+  CHECK(emulated({0x55, 0x48, 0x89, 0xe5}));       // push %rbp; mov %rsp,%rbp
+  CHECK(emulated({0xe8, 0x10, 0x00, 0x00, 0x00})); // call rel32
+  CHECK(emulated({0xe9, 0x00, 0x01, 0x00, 0x00})); // jmp rel32
+  CHECK(emulated({0xeb, 0x05}));                   // jmp rel8
+  CHECK(emulated({0x74, 0x05}));                   // je rel8
+  CHECK(emulated({0x0f, 0x85, 0x10, 0x00, 0x00, 0x00})); // jne rel32
+  CHECK(emulated({0x90}));                               // nop
+  CHECK(emulated({0x66, 0x90}));                         // xchg %ax,%ax
+  CHECK(emulated({0x0f, 0x1f, 0x00}));                   // nopl (%rax)
+  CHECK(emulated({0x0f, 0x1f, 0x40, 0x00}));
+  CHECK(emulated({0x0f, 0x1f, 0x44, 0x00, 0x00}));       // 5-byte nop
+  CHECK(emulated({0x66, 0x0f, 0x1f, 0x44, 0x00, 0x00})); // nopw 0x0(%rax,%rax,1)
+  CHECK(emulated({0x0f, 0x1f, 0x80, 0x00, 0x00, 0x00, 0x00}));
+  CHECK(emulated({0x0f, 0x1f, 0x84, 0x00, 0x00, 0x00, 0x00, 0x00}));
+}
+
+TEST_CASE("is_emulated_entry: what the kernel single-steps (or cannot probe)", "[probe_points]") {
+  CHECK_FALSE(emulated({0x48, 0x83, 0xec, 0x18}));             // sub $0x18,%rsp
+  CHECK_FALSE(emulated({0xf3, 0x0f, 0x1e, 0xfa}));             // endbr64
+  CHECK_FALSE(emulated({0x48, 0x8d, 0x05, 0, 0, 0, 0}));       // lea 0x0(%rip),%rax
+  CHECK_FALSE(emulated({0x48, 0x89, 0xe5}));                   // mov %rsp,%rbp
+  CHECK_FALSE(emulated({0x48, 0x8b, 0x07}));                   // mov (%rdi),%rax
+  CHECK_FALSE(emulated({0x48, 0x39, 0xf7}));                   // cmp %rsi,%rdi
+  CHECK_FALSE(emulated({0x31, 0xc0}));                         // xor %eax,%eax
+  CHECK_FALSE(emulated({0xc3}));                               // ret
+  CHECK_FALSE(emulated({0xff, 0x25, 0, 0, 0, 0}));             // jmp *0x0(%rip)
+  CHECK_FALSE(emulated({0xff, 0xd0}));                         // call *%rax
+  CHECK_FALSE(emulated({0x48, 0x50}));                         // rex.W push %rax
+  CHECK_FALSE(emulated({0x66, 0x50}));                         // push %ax
+  CHECK_FALSE(emulated({0xff, 0x35, 0, 0, 0, 0}));             // push 0x0(%rip)
+  CHECK_FALSE(emulated({0x6a, 0x01}));                         // push $1
+  CHECK_FALSE(emulated({0x66, 0xe8, 0x10, 0x00}));             // callw
+  CHECK_FALSE(emulated({0xf2, 0xe9, 0x00, 0x01, 0x00, 0x00})); // bnd jmp rel32
+  CHECK_FALSE(emulated({0xf3, 0x90}));                         // pause
+  CHECK_FALSE(emulated({0x41, 0x90}));                         // xchg %eax,%r8d
+  CHECK_FALSE(emulated({0x66, 0x2e, 0x0f, 0x1f, 0x84, 0, 0, 0, 0, 0})); // cs nopw: a bad prefix
+  CHECK_FALSE(emulated({0x0f, 0x1f, 0x44, 0x00}));             // a 5-byte nop cut short
+  CHECK_FALSE(emulated({0xe8, 0x10}));                         // a call cut short
+  CHECK_FALSE(emulated({0x41}));
+  CHECK_FALSE(is_emulated_entry(nullptr, 0));
+}
+
+TEST_CASE("describe_first_instruction: AT&T syntax for messages", "[probe_points]") {
+  CHECK(first_insn({0x41, 0x55, 0x90}) == "push %r13");
+  CHECK(first_insn({0x48, 0x83, 0xec, 0x18}).find("$0x18, %rsp") != std::string::npos);
+  CHECK(first_insn({0x06}) == "(undecodable)"); // push %es: invalid in 64-bit mode
+}
+
+TEST_CASE("ElfFile: files that are not x86-64 executables or libraries", "[probe_points]") {
+  TempDir dir;
+  std::string error;
+
+  std::string text = dir.write("notes.txt", "hello, not an ELF file\n");
+  CHECK_FALSE(ElfFile::open(text, &error));
+  CHECK(error == "'" + text + "' is not an ELF file");
+
+  std::string empty = dir.write("empty", "");
+  CHECK_FALSE(ElfFile::open(empty, &error));
+  CHECK(error == "'" + empty + "' is not an ELF file");
+
+  std::string ar = dir.write("lib.a", "!<arch>\n");
+  CHECK_FALSE(ElfFile::open(ar, &error));
+  CHECK(error == "'" + ar + "' is not an ELF file (an ar archive)");
+
+  CHECK_FALSE(ElfFile::open((dir.path / "missing").string(), &error));
+  CHECK(error.starts_with("cannot open '" + (dir.path / "missing").string() + "': "));
+
+  CHECK_FALSE(ElfFile::open(dir.path.string(), &error));
+  CHECK(error == "'" + dir.path.string() + "' is not a regular file");
+
+  auto header = [](unsigned char cls, uint16_t type, uint16_t machine) {
+    std::string h;
+    if (cls == ELFCLASS64) {
+      Elf64_Ehdr e{};
+      memcpy(e.e_ident, ELFMAG, SELFMAG);
+      e.e_ident[EI_CLASS] = ELFCLASS64, e.e_ident[EI_DATA] = ELFDATA2LSB, e.e_ident[EI_VERSION] = EV_CURRENT;
+      e.e_type = type, e.e_machine = machine, e.e_version = EV_CURRENT, e.e_ehsize = sizeof e;
+      h.assign(reinterpret_cast<const char*>(&e), sizeof e);
+    } else {
+      Elf32_Ehdr e{};
+      memcpy(e.e_ident, ELFMAG, SELFMAG);
+      e.e_ident[EI_CLASS] = ELFCLASS32, e.e_ident[EI_DATA] = ELFDATA2LSB, e.e_ident[EI_VERSION] = EV_CURRENT;
+      e.e_type = type, e.e_machine = machine, e.e_version = EV_CURRENT, e.e_ehsize = sizeof e;
+      h.assign(reinterpret_cast<const char*>(&e), sizeof e);
+    }
+    return h;
+  };
+  std::string arm = dir.write("arm64.so", header(ELFCLASS64, ET_DYN, EM_AARCH64));
+  CHECK_FALSE(ElfFile::open(arm, &error));
+  CHECK(error == "'" + arm + "' is not an x86-64 ELF file (machine 183)");
+
+  std::string i386 = dir.write("i386", header(ELFCLASS32, ET_EXEC, EM_386));
+  CHECK_FALSE(ElfFile::open(i386, &error));
+  CHECK(error == "'" + i386 + "' is not an x86-64 ELF file (32-bit)");
+
+  std::string obj = dir.write("x.o", header(ELFCLASS64, ET_REL, EM_X86_64));
+  CHECK_FALSE(ElfFile::open(obj, &error));
+  CHECK(error == "'" + obj + "' is a relocatable object, not an executable or shared library");
+
+  // find_openssl_probes passes these errors on.
+  CHECK_FALSE(find_openssl_probes(text, &error));
+  CHECK(error == "'" + text + "' is not an ELF file");
+}
+
+TEST_CASE("ElfFile: this binary's own function, vaddr <-> file offset checked against /proc/self/maps",
+          "[probe_points]") {
+  std::string error;
+  auto elf = ElfFile::open("/proc/self/exe", &error);
+  REQUIRE(elf);
+  INFO(error);
+  auto sym = elf->symbol("odigos_probe_points_anchor");
+  REQUIRE(sym);
+  CHECK(sym->type == STT_FUNC);
+  CHECK_FALSE(sym->local);
+  CHECK(sym->size > 0);
+  CHECK(elf->symbol_at(sym->vaddr) == "odigos_probe_points_anchor");
+  CHECK_FALSE(elf->symbol("no_such_symbol_anywhere"));
+
+  auto off = elf->file_offset(sym->vaddr);
+  REQUIRE(off);
+  CHECK(elf->vaddr_at_offset(*off) == sym->vaddr);
+  REQUIRE(elf->segment_at(sym->vaddr));
+  CHECK(elf->segment_at(sym->vaddr)->executable);
+  CHECK(elf->section_at(sym->vaddr) == ".text");
+
+  // Where the kernel mapped the function: its mapping's file offset must agree.
+  auto runtime = reinterpret_cast<uintptr_t>(&odigos_probe_points_anchor);
+  std::ifstream maps("/proc/self/maps");
+  std::string line;
+  bool found = false;
+  while (std::getline(maps, line)) {
+    unsigned long long start, end, moff;
+    char perms[8];
+    if (sscanf(line.c_str(), "%llx-%llx %7s %llx", &start, &end, perms, &moff) != 4) continue;
+    if (runtime < start || runtime >= end) continue;
+    found = true;
+    CHECK(runtime - start + moff == *off);
+  }
+  CHECK(found);
+
+  // The bytes read from the file are the code that runs.
+  auto code = elf->bytes_at(sym->vaddr, 16);
+  REQUIRE(code.size() == 16);
+  CHECK(memcmp(code.data(), reinterpret_cast<const void*>(runtime), code.size()) == 0);
+  CHECK(file_bytes("/proc/self/exe", *off, 16) == std::vector<uint8_t>(code.begin(), code.end()));
+  CHECK(elf->bytes_at(sym->vaddr, 0).empty());
+  // The first PT_LOAD maps the file from offset 0: the ELF magic.
+  const ElfSegment& first = elf->segments().front();
+  REQUIRE(first.offset == 0);
+  auto magic = elf->bytes_at(first.vaddr, 4);
+  CHECK(std::string(magic.begin(), magic.end()) == ELFMAG);
+  CHECK(elf->bytes_at(first.vaddr + first.filesz, 4).empty() == !elf->segment_at(first.vaddr + first.filesz));
+}
+
+TEST_CASE("ElfFile: versioned symbols of libc, the default version wins", "[probe_points]") {
+  if (access(kLibc, R_OK) != 0) {
+    WARN(std::string(kLibc) + " not found: case skipped");
+    return;
+  }
+  std::string error;
+  auto elf = ElfFile::open(kLibc, &error);
+  REQUIRE(elf);
+  CHECK(elf->is_dyn());
+  // memcpy@@GLIBC_2.14 (an IFUNC) and memcpy@GLIBC_2.2.5 have different addresses.
+  auto want = objdump_dynsym(kLibc, "memcpy");
+  REQUIRE(want);
+  auto got = elf->symbol("memcpy");
+  REQUIRE(got);
+  CHECK(got->vaddr == want->vaddr);
+  CHECK_FALSE(got->ambiguous);
+  CHECK(got->type == STT_GNU_IFUNC);
+}
+
+TEST_CASE("find_openssl_probes on Debian's libssl.so.3 agrees with objdump", "[probe_points]") {
+  if (access(kLibssl, R_OK) != 0) {
+    WARN(std::string(kLibssl) + " not found (Debian package libssl3): case skipped");
+    return;
+  }
+  std::string error;
+  auto probes = find_openssl_probes(kLibssl, &error);
+  INFO(error);
+  REQUIRE(probes);
+  auto elf = ElfFile::open(kLibssl, &error);
+  REQUIRE(elf);
+
+  struct Case {
+    const char* wrapper;
+    const char* ex;
+    const UprobePoint* point;
+  };
+  for (const Case& c : {Case{"SSL_read", "SSL_read_ex", &probes->read}, Case{"SSL_write", "SSL_write_ex", &probes->write}}) {
+    const UprobePoint& p = *c.point;
+    INFO(c.wrapper << ": " << p.how << " vaddr " << std::hex << p.vaddr << " offset " << p.file_offset);
+    auto wrapper = objdump_dynsym(kLibssl, c.wrapper);
+    REQUIRE(wrapper);
+    CHECK(elf->symbol(c.wrapper)->vaddr == wrapper->vaddr);
+    auto want = objdump_first_call(kLibssl, wrapper->vaddr, wrapper->size);
+    REQUIRE(want);
+    CHECK(p.vaddr == *want);
+    auto ex = objdump_dynsym(kLibssl, c.ex);
+    REQUIRE(ex);
+    CHECK(objdump_first_call(kLibssl, ex->vaddr, ex->size) == want);
+    CHECK(p.how.find(std::string(c.wrapper) + " -> call target") == 0);
+    CHECK(p.how.find(c.ex) != std::string::npos);
+    CHECK(p.symbol.empty()); // the stripped library does not name it
+    // The file offset holds a push: read the file there.
+    auto bytes = file_bytes(kLibssl, p.file_offset, 16);
+    REQUIRE(bytes.size() == 16);
+    CHECK(is_emulated_entry(bytes.data(), bytes.size()));
+    CHECK(describe_first_instruction(bytes.data(), bytes.size()).starts_with("push"));
+    CHECK(elf->vaddr_at_offset(p.file_offset) == p.vaddr);
+  }
+  CHECK(probes->read.vaddr != probes->write.vaddr);
+}
+
+TEST_CASE("find_openssl_probes: a program without OpenSSL", "[probe_points]") {
+  std::string error;
+  CHECK_FALSE(find_openssl_probes("/bin/true", &error));
+  CHECK(error.find("no OpenSSL in '/bin/true'") == 0);
+  CHECK_FALSE(find_openssl_probes("/proc/self/exe", &error));
+  CHECK(error.find("no OpenSSL in '/proc/self/exe'") == 0);
+}
+
+TEST_CASE("find_openssl_probes on assembled look-alikes: symbols, stripped, PLT calls, unknown layouts",
+          "[probe_points]") {
+  TempDir dir;
+  // Builds `source` with cc; "" when there is no working cc here (the case is skipped).
+  auto build = [&](const std::string& name, const Layout& layout, const std::string& flags) -> std::string {
+    std::string src = dir.write(name + ".s", openssl_lookalike(layout));
+    std::string exe = (dir.path / name).string();
+    int status = -1;
+    std::string out = run("cc " + flags + " -o '" + exe + "' '" + src + "' 2>&1", &status);
+    if (status != 0) {
+      WARN("cc failed (" + out + "): case skipped");
+      return {};
+    }
+    return exe;
+  };
+  const std::string stripped = "-Wl,--export-dynamic -s";
+  std::string error;
+
+  SECTION("non-PIE executable with .symtab: the local ssl_*_internal symbols") {
+    std::string exe = build("symtab", {}, "-no-pie");
+    if (exe.empty()) return;
+    auto elf = ElfFile::open(exe, &error);
+    REQUIRE(elf);
+    CHECK_FALSE(elf->is_dyn());
+    auto internal = elf->symbol("ssl_read_internal");
+    REQUIRE(internal);
+    CHECK(internal->local);
+    CHECK(internal->vaddr >= 0x400000); // non-PIE: absolute addresses
+    auto probes = find_openssl_probes(exe, &error);
+    INFO(error);
+    REQUIRE(probes);
+    CHECK(probes->read.symbol == "ssl_read_internal");
+    CHECK(probes->read.vaddr == internal->vaddr);
+    CHECK(probes->read.how == "ssl_read_internal symbol (push %r13)");
+    CHECK(probes->write.symbol == "ssl_write_internal");
+    CHECK(probes->write.vaddr == elf->symbol("ssl_write_internal")->vaddr);
+    for (const UprobePoint* p : {&probes->read, &probes->write}) {
+      CHECK(p->file_offset == p->vaddr - elf->segment_at(p->vaddr)->vaddr + elf->segment_at(p->vaddr)->offset);
+      CHECK(p->file_offset < p->vaddr);
+      auto bytes = file_bytes(exe, p->file_offset, 2);
+      CHECK(bytes == std::vector<uint8_t>{0x41, uint8_t(p == &probes->read ? 0x55 : 0x56)});
+    }
+  }
+
+  SECTION("stripped non-PIE executable: the wrappers' call targets") {
+    std::string exe = build("stripped", {}, "-no-pie " + stripped);
+    if (exe.empty()) return;
+    auto elf = ElfFile::open(exe, &error);
+    REQUIRE(elf);
+    CHECK_FALSE(elf->symbol("ssl_read_internal"));
+    auto probes = find_openssl_probes(exe, &error);
+    INFO(error);
+    REQUIRE(probes);
+    CHECK(probes->read.symbol.empty());
+    CHECK(probes->read.how.starts_with("SSL_read -> call target 0x"));
+    CHECK(probes->read.how.ends_with(", which SSL_read_ex calls too (push %r13)"));
+    CHECK(probes->write.how.ends_with(", which SSL_write_ex calls too (push %r14)"));
+    CHECK(file_bytes(exe, probes->read.file_offset, 2) == std::vector<uint8_t>{0x41, 0x55});
+    CHECK(file_bytes(exe, probes->write.file_offset, 2) == std::vector<uint8_t>{0x41, 0x56});
+  }
+
+  SECTION("stripped PIE whose SSL_read first calls through the PLT") {
+    Layout l;
+    l.read_call_first = "puts@PLT";
+    std::string exe = build("plt", l, "-pie -fPIE " + stripped);
+    if (exe.empty()) return;
+    auto probes = find_openssl_probes(exe, &error);
+    INFO(error);
+    REQUIRE(probes);
+    CHECK(ElfFile::open(exe, &error)->is_dyn());
+    CHECK(file_bytes(exe, probes->read.file_offset, 2) == std::vector<uint8_t>{0x41, 0x55});
+    CHECK(probes->read.how.ends_with("(push %r13)"));
+  }
+
+  SECTION("SSL_read_ex calls something else: unknown layout") {
+    Layout l;
+    l.read_ex_callee = "other_internal";
+    std::string exe = build("mismatch", l, "-no-pie " + stripped);
+    if (exe.empty()) return;
+    CHECK_FALSE(find_openssl_probes(exe, &error));
+    CHECK(error.starts_with("unknown OpenSSL layout in '" + exe + "': SSL_read calls 0x"));
+    CHECK(error.find("but SSL_read_ex calls 0x") != std::string::npos);
+  }
+
+  SECTION("the internal function starts with sub: a probe there would be single-stepped") {
+    Layout l;
+    l.read_first = "sub $0x28,%rsp";
+    for (const std::string& flags : {std::string("-no-pie"), "-no-pie " + stripped}) {
+      std::string exe = build(flags.size() > 8 ? "sub_stripped" : "sub", l, flags);
+      if (exe.empty()) return;
+      CHECK_FALSE(find_openssl_probes(exe, &error));
+      INFO(error);
+      CHECK(error.starts_with("'" + exe + "': the function SSL_read calls (0x"));
+      CHECK(error.find("starts with 'sub") != std::string::npos);
+      CHECK(error.ends_with("a uprobe there would be single-stepped, not emulated"));
+    }
+  }
+}
