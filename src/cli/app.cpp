@@ -323,6 +323,7 @@ int run_tracer(const Options& opt_in, const char* self_exe) {
       topt, clock, emit, [&](uint64_t cookie) { probes->ignore_conn(cookie); },
       [&](const ot_proc_event& ev) {
         if (!tls) return;
+        if (ev.hdr.type == OT_EV_PROC_FORK) tls->on_fork(ev.ppid, ev.hdr.tgid);
         if (ev.hdr.type == OT_EV_PROC_EXIT) tls->forget(ev.hdr.tgid);
         // Now (after this round) and once more a little later: an mmap event
         // comes at the call's entry, before the mapping exists.
@@ -419,7 +420,11 @@ int run_tracer(const Options& opt_in, const char* self_exe) {
           ++it;
           continue;
         }
-        tls->scan(it->first);
+        uint64_t t_scan = WallClock::monotonic_now_ns();
+        int added = tls->scan(it->first);
+        if (opt.verbose && added)
+          fmt::print(stderr, "odigos-trace: TLS probes attached to process {} in {:.2f} ms\n",
+                     it->first, double(WallClock::monotonic_now_ns() - t_scan) / 1e6);
         if (it->second == 0) (it++)->second = now + kTlsRescanNs;
         else it = tls_rescan.erase(it);
       }

@@ -29,11 +29,40 @@ std::string openable_path(uint32_t pid, const procfs::FileMapping& m) {
 }
 } // namespace
 
-TlsAttacher::TlsAttacher(BpfProbes& probes) : probes_(probes) {}
+TlsAttacher::TlsAttacher(BpfProbes& probes) : probes_(probes) {
+  reaper_ = std::thread([this] { reaper_main(); });
+}
 
 TlsAttacher::~TlsAttacher() {
   for (auto& [pid, list] : procs_)
-    for (auto& a : list) BpfProbes::destroy_links(a.links);
+    for (auto& a : list) reap(std::move(a.links));
+  {
+    std::lock_guard lk(reap_mu_);
+    reaper_stop_ = true;
+  }
+  reap_cv_.notify_one();
+  reaper_.join(); // every link closed: no probe outlives us
+}
+
+void TlsAttacher::reap(std::vector<bpf_link*> links) {
+  if (links.empty()) return;
+  {
+    std::lock_guard lk(reap_mu_);
+    to_reap_.insert(to_reap_.end(), links.begin(), links.end());
+  }
+  reap_cv_.notify_one();
+}
+
+void TlsAttacher::reaper_main() {
+  std::unique_lock lk(reap_mu_);
+  while (true) {
+    reap_cv_.wait(lk, [&] { return reaper_stop_ || !to_reap_.empty(); });
+    std::vector<bpf_link*> batch = std::exchange(to_reap_, {});
+    if (batch.empty() && reaper_stop_) return;
+    lk.unlock();
+    BpfProbes::destroy_links(batch);
+    lk.lock();
+  }
 }
 
 std::vector<std::string> TlsAttacher::take_messages() { return std::exchange(messages_, {}); }
@@ -79,11 +108,13 @@ bool TlsAttacher::attach(int pid, const FileKey& key, const std::string& path,
                                       lib.probes.write.file_offset, &err);
   if (links.empty()) {
     const uint32_t who = pid < 0 ? kGlobal : uint32_t(pid);
-    if (!failed_[{who, key}]) messages_.push_back(err); // said once, not retried
+    // Said once, not retried; a process that exited meanwhile is no news.
+    if (!failed_[{who, key}] && err.find("No such process") == std::string::npos)
+      messages_.push_back(err);
     failed_[{who, key}] = true;
     return false;
   }
-  procs_[pid < 0 ? kGlobal : uint32_t(pid)].push_back({key, std::move(links)});
+  procs_[pid < 0 ? kGlobal : uint32_t(pid)].push_back({key, path, std::move(links)});
   attachments_++;
   probes_.enable_tls();
   return true;
@@ -102,12 +133,41 @@ int TlsAttacher::scan(uint32_t pid) {
     if (std::any_of(have.begin(), have.end(), [&](const Attached& a) { return a.file == key; }))
       continue;
     std::string path = openable_path(pid, m);
-    if (failed_.count({pid, key})) continue;
+    if (failed_.count({pid, key}) || global_.count(key)) continue;
     const Library& lib = library(key, path, libssl);
     if (lib.usable && attach(int(pid), key, path, lib)) added++;
   }
   if (procs_[pid].empty()) procs_.erase(pid);
   return added;
+}
+
+void TlsAttacher::on_fork(uint32_t parent, uint32_t child) {
+  (void)child; // covered by the global attachment (or scanned by the caller)
+  auto it = procs_.find(parent);
+  if (it == procs_.end()) return;
+  std::vector<std::pair<FileKey, std::string>> files;
+  for (const auto& a : it->second)
+    if (!global_.count(a.file)) files.emplace_back(a.file, a.path);
+  for (const auto& [key, path] : files) {
+    auto lib = libs_.find(key);
+    if (lib == libs_.end() || !lib->second.usable) continue;
+    if (!attach(-1, key, path, lib->second)) continue;
+    global_[key] = true;
+    // Per-process links of this file would run the programs a second time.
+    for (auto& [pid, list] : procs_) {
+      if (pid == kGlobal) continue;
+      for (auto a = list.begin(); a != list.end();) {
+        if (a->file == key) {
+          reap(std::move(a->links));
+          a = list.erase(a);
+        } else {
+          ++a;
+        }
+      }
+    }
+  }
+  for (auto p = procs_.begin(); p != procs_.end();)
+    p = p->second.empty() ? procs_.erase(p) : std::next(p);
 }
 
 int TlsAttacher::attach_files(uint32_t pid, const std::vector<std::string>& paths) {
@@ -117,7 +177,8 @@ int TlsAttacher::attach_files(uint32_t pid, const std::vector<std::string>& path
     if (stat(path.c_str(), &st) != 0) continue;
     FileKey key{uint64_t(st.st_dev), uint64_t(st.st_ino)};
     auto& have = procs_[pid];
-    if (std::any_of(have.begin(), have.end(), [&](const Attached& a) { return a.file == key; }))
+    if (global_.count(key) ||
+        std::any_of(have.begin(), have.end(), [&](const Attached& a) { return a.file == key; }))
       continue;
     const Library& lib = library(key, path, is_libssl(path));
     if (lib.usable && attach(int(pid), key, path, lib)) added++;
@@ -137,7 +198,10 @@ int TlsAttacher::scan_global(const std::vector<uint32_t>& pids) {
         continue;
       std::string path = openable_path(pid, m);
       const Library& lib = library(key, path, true);
-      if (lib.usable && attach(-1, key, path, lib)) added++;
+      if (lib.usable && attach(-1, key, path, lib)) {
+        global_[key] = true;
+        added++;
+      }
     }
   }
   return added;
@@ -148,7 +212,7 @@ void TlsAttacher::forget(uint32_t pid) {
     f = failed_.erase(f);
   auto it = procs_.find(pid);
   if (it == procs_.end()) return;
-  for (auto& a : it->second) BpfProbes::destroy_links(a.links);
+  for (auto& a : it->second) reap(std::move(a.links));
   procs_.erase(it);
 }
 

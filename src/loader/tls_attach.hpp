@@ -7,8 +7,11 @@
 // detaches when they exit.
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
 #include <map>
+#include <mutex>
+#include <thread>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -37,8 +40,16 @@ class TlsAttacher {
   int attach_files(uint32_t pid, const std::vector<std::string>& paths);
   // Every process mapping a library found in `pids` (tracing all processes).
   int scan_global(const std::vector<uint32_t>& pids);
+  // A traced process forked. Attaching a uprobe takes tens of milliseconds
+  // on this kernel (each registration waits for RCU grace periods), longer
+  // than a forked server child takes to start its TLS handshake. A probed
+  // process that forks (PostgreSQL forks a backend per connection) has its
+  // TLS libraries attached for every process instead, filtered in the kernel
+  // by the traced set; its per-process attachments are then dropped.
+  void on_fork(uint32_t parent, uint32_t child);
   // The process exited: its probes go.
   void forget(uint32_t pid);
+  size_t global_libraries() const { return global_.size(); }
 
   size_t processes() const { return procs_.size(); }
   uint64_t attachments() const { return attachments_; }
@@ -57,14 +68,28 @@ class TlsAttacher {
   const Library& library(const FileKey& key, const std::string& path, bool expect_tls);
   bool attach(int pid, const FileKey& key, const std::string& path, const Library& lib);
 
+  // Closing a uprobe waits for an SRCU grace period in the kernel (~ms each):
+  // links of exited processes are closed by a background thread so the ring
+  // buffer reader is not held up (a fork-per-connection server exits a
+  // process per connection).
+  void reap(std::vector<bpf_link*> links);
+  void reaper_main();
+  std::mutex reap_mu_;
+  std::condition_variable reap_cv_;
+  std::vector<bpf_link*> to_reap_;
+  bool reaper_stop_ = false;
+  std::thread reaper_;
+
   BpfProbes& probes_;
   std::map<FileKey, Library> libs_;
   struct Attached {
     FileKey file;
+    std::string path; // as opened for the attachment
     std::vector<bpf_link*> links;
   };
   std::unordered_map<uint32_t, std::vector<Attached>> procs_; // pid (-1 as ~0u: global)
   std::map<std::pair<uint32_t, FileKey>, bool> failed_;        // not retried
+  std::map<FileKey, bool> global_; // libraries attached for every process
   std::vector<std::string> messages_;
   uint64_t attachments_ = 0;
 };
