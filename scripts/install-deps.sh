@@ -7,7 +7,7 @@ BUILD_PKGS=(build-essential cmake pkg-config clang llvm libbpf-dev bpftool libel
             zlib1g-dev libcapstone-dev libcli11-dev libfmt-dev nlohmann-json3-dev catch2)
 TEST_PKGS=(python3 curl nginx-light tshark wrk iproute2 procps psmisc bpftrace libclang-rt-14-dev
            libbenchmark-dev postgresql postgresql-client redis-server redis-tools mariadb-server
-           mariadb-client libdbd-mariadb-perl openssl)
+           mariadb-client libdbd-mariadb-perl openssl gnutls-bin golang-go)
 
 want=("${BUILD_PKGS[@]}")
 case "${1:-all}" in
