@@ -9,7 +9,9 @@
 3. A Python `ssl` server that imports ssl (dlopen of _ssl and libssl) only after the tracer
    attached to it: the executable-mmap event brings the probes. Injected delays are measured
    within curl's own total time (the client's timing is the oracle).
-4. The probes land on instructions the kernel emulates: the tracer's stderr has no warning
+4. A program linked statically against OpenSSL (libssl.a: no libssl.so mapped), launched by
+   the tracer: its own SSL_read/SSL_write are found in the executable and probed.
+5. The probes land on instructions the kernel emulates: the tracer's stderr has no warning
    about single-stepped probe points, and no process but the traced ones is probed (curl run
    beside the traced nginx makes no record)."""
 import os
@@ -131,6 +133,26 @@ def curl_launch_part(a, port):
     print("curl launched: client-side HTTPS records decoded")
 
 
+def static_part(a, port):
+    src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "tls",
+                       "static_client.c")
+    exe = os.path.join(tempfile.mkdtemp(prefix="odigos-static-"), "static_client")
+    subprocess.run(["cc", "-O2", "-o", exe, src, "-l:libssl.a", "-l:libcrypto.a", "-lpthread",
+                    "-ldl"], check=True, capture_output=True, timeout=120)
+    ldd = subprocess.run(["ldd", exe], capture_output=True, text=True).stdout
+    check("libssl" not in ldd, f"not a static OpenSSL build: {ldd}")
+    t = Tracer(a.binary, [], extra=["--", exe, str(port), "/one", "/missing"])
+    rc = t.wait(60)
+    check(rc == 0, f"static client exit {rc}: {t.stderr()}")
+    recs = t.records()
+    got = [(get(r, "side"), get(r, "url.path"), get(r, "http.response.status_code"),
+            get(r, "user_agent.original")) for r in recs]
+    check(got == [("client", "/one", 200, "static-openssl"),
+                  ("client", "/missing", 404, "static-openssl")], f"static client records {got}")
+    tls_checks(recs)
+    print("statically linked OpenSSL: client-side HTTPS records decoded")
+
+
 def python_part(a, certdir):
     cert, key = os.path.join(certdir, "cert.pem"), os.path.join(certdir, "key.pem")
     port = free_port()
@@ -178,6 +200,7 @@ def test(a):
         f"        ssl_certificate_key {certdir}/key.pem;"))
     try:
         curl_launch_part(a, port)
+        static_part(a, port)
     finally:
         stop(master)
     python_part(a, certdir)
