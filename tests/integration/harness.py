@@ -304,12 +304,15 @@ class Tshark:
         check("Capturing on" in line, f"tshark did not start: {line}")
         self.port = port
 
-    def stop_and_read(self):
+    def stop_and_read(self, keylog=None):
+        """keylog: a TLS key log file (SSLKEYLOGFILE of the client) to decrypt HTTPS with."""
         time.sleep(0.5)
         self.proc.send_signal(signal.SIGINT)
         self.proc.wait(20)
+        tls = ["-o", f"tls.keylog_file:{keylog}", "-d", f"tcp.port=={self.port},tls", "-o",
+               f"http.tls.port:{self.port}"] if keylog else ["-o", f"http.tcp.port:{self.port}"]
         res = subprocess.run(
-            ["tshark", "-r", self.pcap, "-o", f"http.tcp.port:{self.port}", "-Y", "http.response",
+            ["tshark", "-r", self.pcap, *tls, "-Y", "http.response",
              "-T", "fields", "-E", "separator=\t", "-e", "http.response_for.uri", "-e", "http.time",
              "-e", "http.response.code", "-e", "tcp.stream", "-e", "frame.time_epoch"],
             capture_output=True, text=True, check=True)

@@ -8,7 +8,9 @@
 2. curl launched by the tracer (client side, probes attached before it execs).
 3. A Python `ssl` server that imports ssl (dlopen of _ssl and libssl) only after the tracer
    attached to it: the executable-mmap event brings the probes. Injected delays are measured
-   within curl's own total time (the client's timing is the oracle).
+   within curl's own total time (the client's timing is the oracle), and every duration agrees
+   with tshark's http.time for the same request (decrypted with curl's TLS key log) within
+   max(1 ms, 2 %).
 4. A program linked statically against OpenSSL (libssl.a: no libssl.so mapped), launched by
    the tracer: its own SSL_read/SSL_write are found in the executable and probed.
 5. The probes land on instructions the kernel emulates: the tracer's stderr has no warning
@@ -20,7 +22,7 @@ import sys
 import tempfile
 import time
 
-from harness import (Tracer, check, check_schema, free_port, get, make_cert, require_root,
+from harness import (Tracer, Tshark, check, check_schema, free_port, get, make_cert, require_root,
                      run_main, start_nginx, stop, wait_port)
 
 BIG = 100 * 1024
@@ -31,14 +33,17 @@ sys.stdin.readline()          # the tracer is attached: now load ssl (dlopen)
 import ssl, http.server
 class H(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # TLS 1.3 session tickets go out unacknowledged right before the response: with Nagle the
+    # response would wait ~40 ms for the client's delayed ACK (as nginx, set TCP_NODELAY).
+    disable_nagle_algorithm = True
     def do_GET(self):
         if self.path.startswith("/delay/"):
             time.sleep(int(self.path.split("/")[2]) / 1000.0)
         body = b"ok " + self.path.encode()
-        self.send_response(404 if self.path == "/missing" else 200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        status = b"404 Not Found" if self.path == "/missing" else b"200 OK"
+        # One write: a second small one would wait for the client's delayed ACK (Nagle).
+        self.wfile.write(b"HTTP/1.1 " + status + b"\r\nContent-Length: " +
+                         str(len(body)).encode() + b"\r\n\r\n" + body)
     def log_message(self, *a):
         pass
 srv = http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H)
@@ -59,14 +64,14 @@ def access_log(path):
     return rows
 
 
-def curl(*urls, timing=False):
+def curl(*urls, timing=False, env=None):
     """One curl process, one keep-alive connection for all urls."""
     cmd = ["curl", "-sk", "--http1.1", "--max-time", "30"]
     if timing:
         cmd += ["-w", "%{time_total}\n"]
     for u in urls:
         cmd += ["-o", "/dev/null", u]
-    p = subprocess.run(cmd, check=True, timeout=60, capture_output=True, text=True)
+    p = subprocess.run(cmd, check=True, timeout=60, capture_output=True, text=True, env=env)
     return p.stdout
 
 
@@ -166,11 +171,16 @@ def python_part(a, certdir):
         check(srv.stdout.readline().strip() == "ready", "python TLS server did not start")
         wait_port(port)
         base = f"https://127.0.0.1:{port}"
+        keylog = os.path.join(tracer.tmp, "keylog")
+        env = dict(os.environ, SSLKEYLOGFILE=keylog)
+        tshark = Tshark(port)
+        time.sleep(0.5)  # "Capturing on" comes a moment before the first packet is caught
         totals = {}
         for ms in (0, 150, 300):
-            totals[f"/delay/{ms}"] = float(curl(f"{base}/delay/{ms}", timing=True)) * 1000
-        curl(f"{base}/missing")
+            totals[f"/delay/{ms}"] = float(curl(f"{base}/delay/{ms}", timing=True, env=env)) * 1000
+        curl(f"{base}/missing", env=env)
         time.sleep(0.5)
+        wire = tshark.stop_and_read(keylog=keylog)
         rc = tracer.stop()
     finally:
         stop(srv)
@@ -186,7 +196,17 @@ def python_part(a, certdir):
         d = by_path[path]["duration_ms"]
         check(ms <= d <= total, f"{path}: duration {d:.2f} ms outside [{ms}, curl total {total:.2f}]")
     tls_checks(recs)
-    print(f"python ssl (loaded after attach): {len(recs)} records; durations within curl's totals")
+    check(len(wire) == len(recs), f"tshark decrypted {len(wire)} responses, we have {len(recs)}: "
+                                  f"{wire}")
+    for w in wire:
+        path = "/" + w["uri"].split("://", 1)[-1].split("/", 1)[-1]
+        ours = by_path[path]["duration_ms"]
+        tol = max(1.0, 0.02 * w["time_ms"])
+        print(f"  {path:12} ours {ours:9.3f} ms  tshark {w['time_ms']:9.3f} ms")
+        check(abs(ours - w["time_ms"]) <= tol,
+              f"{path}: {ours:.3f} ms vs tshark {w['time_ms']:.3f} ms (tolerance {tol:.1f})")
+    print(f"python ssl (loaded after attach): {len(recs)} records; durations within curl's totals "
+          "and tshark's")
 
 
 def test(a):
