@@ -261,6 +261,10 @@ void ConnTracker::emit_note(Conn& c, const char* protocol, const char* note, uin
   r.start_ns = clock_.to_wall_ns(ts);
   r.complete = false;
   r.set("odigos.note", std::string(note));
+  if (c.id.tls_library) {
+    r.set("tls.established", true);
+    r.set("odigos.tls.library", std::string(c.id.tls_library));
+  }
   if (c.id.addrs_known) {
     r.set("network.peer.address", c.id.remote_str);
     r.set("network.peer.port", int64_t(c.id.remote.port));

@@ -44,4 +44,71 @@ struct OpensslProbes {
 // in '...'"), the layout is unknown, or a probe there would be single-stepped.
 std::optional<OpensslProbes> find_openssl_probes(const std::string& path, std::string* error);
 
+// Where a uprobe entry program finds a probed TLS function's arguments: 1-based
+// positions, as PT_REGS_PARMn reads them.
+struct TlsCallArgs {
+  int session = 0;       // the connection object (gnutls_session_t)
+  int buf = 0;           // the plaintext buffer
+  int type = 0;          // the TLS record content type; 0 when the function takes none
+  int app_data_type = 0; // the value of that argument for application data (23)
+  bool operator==(const TlsCallArgs&) const = default;
+};
+
+// GnuTLS (libgnutls.so.30, 3.6.3+). The exported functions are no place for cheap probes
+// (Debian 12, 3.7.9): gnutls_record_recv starts with `sub $0x8,%rsp`,
+// gnutls_record_recv_seq with a mov, gnutls_record_send with `xor %r8d,%r8d` before its
+// tail jump to gnutls_record_send2@plt. The probes go on the record layer's internals:
+//
+//   recv: _gnutls_recv_int(session, type, data, data_size, seq, ms)             push %r15
+//         gnutls_record_recv and gnutls_record_recv_seq both tail-jump to it with
+//         type = 23, the caller's session and buffer, once per call.
+//         args: session = 1, type = 2, buf = 3.
+//   send: _gnutls_send_tlen_int(session, type, htype, epoch_rel, data, data_size,
+//                               min_pad, mflags)                                push %r15
+//         gnutls_record_send -> gnutls_record_send2 calls it with type = 23 once per
+//         record it sends, as does gnutls_record_send_range.
+//         args: session = 1, type = 2, buf = 5.
+//
+// What the BPF side must do with them:
+//  - count = the return value (ssize_t) when > 0: the plaintext bytes moved, the first
+//    `count` bytes of buf. There is no count pointer.
+//  - Only calls whose type argument is 23 (application data) carry plaintext. Both
+//    functions also move other records: alerts (21, gnutls_bye, gnutls_alert_send),
+//    ChangeCipherSpec (20) and handshake messages (22), heartbeats (24).
+//  - Calls nest: the first gnutls_record_recv of a TLS 1.2 false-start client (or of a
+//    TLS 1.3 early-start server) finishes the handshake inside _gnutls_recv_int(23),
+//    which calls _gnutls_recv_int(20) and _gnutls_send_tlen_int(22); a TLS 1.3
+//    KeyUpdate received inside _gnutls_recv_int(23) sends one with
+//    _gnutls_send_tlen_int(22). So a return must be matched with its own entry, not
+//    just the thread's last one: skip type != 23 at entry and key the saved call by
+//    thread and stack pointer (PT_REGS_SP at the return = PT_REGS_SP at entry + 8).
+//  - Corked sends (gnutls_record_cork) do not reach _gnutls_send_tlen_int; the data
+//    goes out, once, in gnutls_record_uncork's calls of gnutls_record_send. (A probe on
+//    gnutls_record_send2 would count corked data twice.) After GNUTLS_E_AGAIN the
+//    application may resume with (NULL, 0): the return value then counts the earlier
+//    call's bytes and buf is NULL.
+//  - Sessions with kernel TLS (gnutls_transport_is_ktls_enabled) bypass both functions:
+//    the kernel encrypts and decrypts, and the socket calls carry the plaintext.
+//  - Not covered: gnutls_record_recv_packet and gnutls_record_recv_early_data (no copy
+//    into a caller's buffer).
+struct GnutlsProbes {
+  UprobePoint recv;      // _gnutls_recv_int
+  UprobePoint send;      // _gnutls_send_tlen_int
+  TlsCallArgs recv_args; // {session 1, buf 3, type 2, 23}
+  TlsCallArgs send_args; // {session 1, buf 5, type 2, 23}
+  bool count_from_return = true;
+};
+
+// The two functions above in `path` (libgnutls.so.30, or an executable linked with
+// libgnutls.a), found by following the exported wrappers' direct calls and jumps
+// (through the PLT or GOT to gnutls_record_send2 by its relocation) and tracking
+// their argument registers: the function gnutls_record_recv and
+// gnutls_record_recv_seq both pass (session, 23, buffer) to; the one
+// gnutls_record_send2 (or gnutls_record_send itself) passes (session, 23, ..., buffer)
+// to, which gnutls_record_send_range also calls when that is needed to tell it from
+// the kernel TLS path. The argument positions come from those call sites. nullopt and
+// *error when there is no GnuTLS ("no GnuTLS in '...'"), the layout is unknown
+// ("unknown GnuTLS layout in '...': ..."), or a probe there would be single-stepped.
+std::optional<GnutlsProbes> find_gnutls_probes(const std::string& path, std::string* error);
+
 } // namespace odigos

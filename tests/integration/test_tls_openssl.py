@@ -136,6 +136,16 @@ def curl_launch_part(a, port):
     check(got == [("client", "/one", 200), ("client", "/missing", 404)], f"curl records {got}")
     tls_checks(recs)
     print("curl launched: client-side HTTPS records decoded")
+    # HTTP/2 negotiated over TLS (ALPN): said explicitly, not decoded yet.
+    t = Tracer(a.binary, [], extra=["--", "curl", "-sk", "--http2", "-o", "/dev/null",
+                                    f"{base}/one"])
+    rc = t.wait(60)
+    check(rc == 0, f"launch exit {rc}: {t.stderr()}")
+    notes = t.records(kind="connection")
+    check(len(notes) == 1 and get(notes[0], "odigos.note") == "http2, not decoded yet" and
+          get(notes[0], "tls.established") is True, f"HTTP/2 over TLS: {notes}")
+    check(not t.records(), f"HTTP/2 decoded as HTTP/1: {t.records()}")
+    print("curl --http2 over TLS: one 'http2, not decoded yet' record")
 
 
 def static_part(a, port):
@@ -215,7 +225,7 @@ def test(a):
     os.chmod(certdir, 0o755)
     nginx_part(a, certdir)
     # A plain HTTPS server for the launched client.
-    master, tmp, port = start_nginx({"one": "1\n"}, listen=" ssl", server=(
+    master, tmp, port = start_nginx({"one": "1\n"}, listen=" ssl http2", server=(
         f"        ssl_certificate {certdir}/cert.pem;\n"
         f"        ssl_certificate_key {certdir}/key.pem;"))
     try:

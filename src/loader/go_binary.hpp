@@ -1,0 +1,98 @@
+// Go executables (x86-64 ELF): the toolchain version and main module from the build info,
+// the function table of the pclntab (present in stripped binaries too: `-ldflags=-s -w`
+// and strip(1) remove .symtab, not the table the runtime itself needs for tracebacks),
+// and cheap uprobe points for crypto/tls plaintext.
+//
+// Never put a uretprobe on Go code: the kernel overwrites the return address on the
+// goroutine stack, and the Go runtime moves stacks and unwinds them itself (it crashes).
+// Every point found here is an instruction the kernel emulates (~1 us a hit, not ~14 us
+// for a single-stepped one), checked with is_emulated_entry().
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "loader/elf_symbols.hpp"
+
+namespace odigos {
+
+struct GoFunc {
+  uint64_t entry = 0; // vaddr of the first instruction
+  uint64_t end = 0;   // vaddr of the next function (the end, with the padding after it)
+};
+
+class GoBinary {
+public:
+  // Reads the build info (.go.buildinfo, else the start of the first writable segment)
+  // and locates the pclntab (.gopclntab / .data.rel.ro.gopclntab, else by its header in
+  // the file's segments, as in externally linked or section-less files). Errors say
+  // which: "'/x' is not a Go executable (no Go build info)", "... no pclntab found",
+  // "... pclntab of Go before 1.16 (magic 0xfffffffb) is not supported".
+  static std::optional<GoBinary> open(const std::string& path, std::string* error);
+  GoBinary(GoBinary&&) noexcept;
+  GoBinary& operator=(GoBinary&&) noexcept;
+  ~GoBinary();
+
+  const ElfFile& elf() const;
+  const std::string& version() const;     // runtime.buildVersion: "go1.19.8", "devel go1.23-abc..."
+  const std::string& module_path() const; // the main module's path; "" when not recorded
+  int minor_version() const;              // 19 for go1.19.8; 0 when the version has no "go1.N"
+  // Go >= 1.17 on amd64: ABIInternal passes arguments and results in RAX, RBX, RCX, RDI,
+  // RSI, R8, R9, R10, R11, and R14 holds the current goroutine (g) in Go code.
+  bool register_abi() const;
+  uint32_t pclntab_magic() const; // 0xfffffffa (1.16, 1.17), 0xfffffff0 (1.18, 1.19), 0xfffffff1 (1.20+)
+
+  size_t function_count() const;
+  std::optional<GoFunc> function(const std::string& name) const;
+  // The function holding pc ("" when none), and the source file of the innermost
+  // (possibly inlined) function at pc, from the pcfile table ("" when unknown).
+  std::string function_at(uint64_t pc) const;
+  std::string source_file_at(uint64_t pc) const;
+
+private:
+  struct Impl;
+  explicit GoBinary(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+struct GoProbePoint {
+  uint64_t vaddr = 0;
+  uint64_t file_offset = 0; // what a uprobe takes
+  std::string description;  // "crypto/tls.(*Conn).Read+0x4: jbe after cmp 0x10(%r14), %rsp (stack check)"
+  // Set on a stack-check jbe: a hit with CF or ZF set in the saved flags is the branch
+  // to morestack (stack growth, or a preemption request), after which the function runs
+  // again from its entry and the point is hit a second time with the same arguments.
+  // BPF: if (regs->flags & (X86_EFLAGS_CF | X86_EFLAGS_ZF)) return 0;
+  bool skip_if_cf_or_zf = false;
+  // Read's copy points only: the register holding n, the byte count copied into the
+  // caller's buffer ("rcx"), and its byte offset in struct pt_regs (= user_regs_struct).
+  std::string n_register;
+  int n_pt_regs_offset = -1;
+};
+
+struct GoTlsProbes {
+  std::string go_version; // "go1.19.8"
+  bool register_abi = false; // always true in a result: Go < 1.17 is refused
+  // func (c *Conn) Write(b []byte) (int, error): RAX = c, RBX = &b[0], RCX = len(b),
+  // R14 = g. The plaintext is b[:len(b)], readable at this point.
+  GoProbePoint write_entry;
+  // func (c *Conn) Read(b []byte) (int, error): the same registers; b is not filled yet.
+  GoProbePoint read_entry;
+  // Points in (*Conn).Read after the plaintext has been copied into b (from the record
+  // buffer c.input), where n_register holds n, the byte count Read returns (0: nothing
+  // copied). R14 is still g; b is not in a register: take it from read_entry, keyed by g.
+  // Each Read call passes at most one of them, once. Empty when the layout is not
+  // recognised (read_copied_why says why); then only the entry points are usable.
+  std::vector<GoProbePoint> read_copied;
+  std::string read_copied_why;
+};
+
+// The uprobe points for crypto/tls.(*Conn).Write and (*Conn).Read in the Go executable
+// `path`. nullopt and *error when it is not a Go executable, its Go is older than 1.17
+// (stack-based ABI), it does not contain crypto/tls, or an entry point is not emulated.
+std::optional<GoTlsProbes> find_go_tls_probes(const std::string& path, std::string* error);
+
+} // namespace odigos
