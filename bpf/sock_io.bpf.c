@@ -83,9 +83,18 @@ static __always_inline __u64 wire_time(struct ot_conn_state *st, struct sock *sk
 		if (BPF_CORE_READ(tp, write_seq) == BPF_CORE_READ(tp, snd_nxt))
 			return st->send_ns;
 	}
-	if (dir == OT_DIR_INGRESS && st->arrive_ns)
+	if (dir == OT_DIR_INGRESS && st->arrive_ns) {
+		/* A read that leaves bytes unread (TLS libraries read a record at a
+		 * time: a handshake message and the request behind it arrive
+		 * together) leaves the arrival time to them. */
+		if (len > 0 && sk->sk_protocol == IPPROTO_TCP) {
+			struct tcp_sock *tp = (struct tcp_sock *)sk;
+			if (BPF_CORE_READ(tp, rcv_nxt) != BPF_CORE_READ(tp, copied_seq))
+				return st->arrive_ns;
+		}
 		/* Any read (EOF included) consumes it: a FIN also signals data ready. */
 		return __sync_lock_test_and_set(&st->arrive_ns, 0);
+	}
 	return 0;
 }
 

@@ -316,6 +316,9 @@ void ConnTracker::start_plaintext(Conn& c, const char* library) {
   c.dec.reset();
   c.undetected = 0;
   c.pos_known[0] = c.pos_known[1] = false;
+  // The handshake's reads are not earlier calls of this stream: the request
+  // may have arrived with the client's Finished, before the server read it.
+  c.last_ts_dir[0] = c.last_ts_dir[1] = 0;
   if (c.ciphertext) stats_.tls_held--;
   c.ciphertext = nullptr;
   c.cipher_bytes = 0;

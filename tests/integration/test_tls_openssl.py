@@ -146,6 +146,16 @@ def curl_launch_part(a, port):
           get(notes[0], "tls.established") is True, f"HTTP/2 over TLS: {notes}")
     check(not t.records(), f"HTTP/2 decoded as HTTP/1: {t.records()}")
     print("curl --http2 over TLS: one 'http2, not decoded yet' record")
+    # --no-tls: the connection is reported as encrypted, not decoded (never silence).
+    t = Tracer(a.binary, [], extra=["--no-tls", "--", "curl", "-sk", "--http1.1", "-o",
+                                    "/dev/null", f"{base}/one"])
+    rc = t.wait(60)
+    check(rc == 0, f"launch exit {rc}: {t.stderr()}")
+    notes = t.records(kind="connection")
+    check(len(notes) == 1 and "encrypted (TLS), not decoded" in get(notes[0], "odigos.note", "")
+          and notes[0].get("protocol") == "tls", f"--no-tls: {notes}")
+    check(not t.records(), f"--no-tls decoded: {t.records()}")
+    print("--no-tls: one 'encrypted (TLS), not decoded' record")
 
 
 def static_part(a, port):
@@ -213,8 +223,11 @@ def python_part(a, certdir):
         ours = by_path[path]["duration_ms"]
         tol = max(1.0, 0.02 * w["time_ms"])
         print(f"  {path:12} ours {ours:9.3f} ms  tshark {w['time_ms']:9.3f} ms")
+        start = by_path[path]["time_unix_nano"] / 1e9
         check(abs(ours - w["time_ms"]) <= tol,
-              f"{path}: {ours:.3f} ms vs tshark {w['time_ms']:.3f} ms (tolerance {tol:.1f})")
+              f"{path}: {ours:.3f} ms vs tshark {w['time_ms']:.3f} ms (tolerance {tol:.1f}); "
+              f"start {1000 * (start - w['start_s']):+.3f} ms, end "
+              f"{1000 * (start + ours / 1000 - w['end_s']):+.3f} ms from the wire")
     print(f"python ssl (loaded after attach): {len(recs)} records; durations within curl's totals "
           "and tshark's")
 

@@ -40,9 +40,11 @@ struct Harness {
 
   // A socket call moving `len` bytes of which `data` (a prefix) was captured.
   void data(uint64_t cookie, uint8_t dir, uint64_t ts, const std::string& data, uint32_t len = 0,
-            uint64_t skip = 0, uint64_t arrival = 0) {
+            uint64_t skip = 0, uint64_t arrival = 0, uint32_t flags = 0, uint16_t call = 0) {
     if (len == 0) len = uint32_t(data.size());
     ot_data_event ev{};
+    ev.flags = flags;
+    ev.syscall = call;
     ev.hdr.type = OT_EV_DATA;
     ev.hdr.tgid = 100;
     ev.hdr.tid = 101;
@@ -59,6 +61,11 @@ struct Harness {
     memcpy(buf.data(), &ev, sizeof(ev));
     memcpy(buf.data() + sizeof(ev), data.data(), data.size());
     REQUIRE(tracker.handle(buf.data(), buf.size()));
+  }
+
+  // Plaintext returned by an OpenSSL call (bpf/tls.bpf.c).
+  void tls(uint64_t cookie, uint8_t dir, uint64_t ts, const std::string& d, uint64_t arrival = 0) {
+    data(cookie, dir, ts, d, 0, 0, arrival, OT_DATA_TLS, OT_SYSCALL_TLS_BASE + OT_TLS_OPENSSL);
   }
 
   void close(uint64_t cookie, uint64_t ts) {
@@ -246,4 +253,90 @@ TEST_CASE("malformed events are counted, not trusted", "[tracker]") {
   CHECK_FALSE(h.tracker.handle(&unknown, sizeof(unknown)));
   CHECK(h.tracker.stats().malformed == 3);
   CHECK(h.records.empty());
+}
+
+namespace {
+// A TLS 1.2/1.3 ClientHello record header and the start of its body.
+const std::string kClientHello = std::string("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 11) +
+                                 std::string(32, 'r');
+const std::string kServerHello = std::string("\x16\x03\x03\x00\x7a\x02\x00\x00\x76\x03\x03", 11) +
+                                 std::string(32, 's');
+std::string app_data(size_t n) { return std::string("\x17\x03\x03\x40\x00", 5) + std::string(n, 'x'); }
+} // namespace
+
+TEST_CASE("TLS: the handshake is held, the library's plaintext is decoded", "[tracker][tls]") {
+  Harness h;
+  h.open(9, OT_ROLE_SERVER);
+  h.data(9, OT_DIR_INGRESS, 1'000, kClientHello);
+  h.data(9, OT_DIR_EGRESS, 2'000, kServerHello);
+  CHECK(h.records.empty());
+  CHECK(h.ignored.empty()); // the kernel keeps reporting: plaintext may come
+  // The request arrived with the client's Finished, before the handshake's last read (3 ms).
+  h.data(9, OT_DIR_INGRESS, 4'500'000, app_data(40));
+  h.tls(9, OT_DIR_INGRESS, 5'000'000, kReq, 4'000'000);
+  h.tls(9, OT_DIR_EGRESS, 6'000'000, kResp);
+  REQUIRE(h.records.size() == 1);
+  const Record& r = h.records[0];
+  CHECK(r.get_str("url.path") == "/items");
+  CHECK(r.get_str("url.scheme") == "https");
+  CHECK(r.get_str("odigos.tls.library") == "openssl");
+  REQUIRE(r.get("tls.established"));
+  CHECK(std::get<bool>(*r.get("tls.established")));
+  CHECK(r.duration_ms == Approx(2.0)); // from the ciphertext's arrival (wire time of the call)
+  CHECK(h.tracker.stats().tls_connections == 1);
+  CHECK(h.tracker.stats().not_decoded == 0);
+  CHECK(h.tracker.stats().gaps == 0); // plaintext positions are a new stream
+  // Ciphertext racing the switch is dropped, not decoded.
+  h.data(9, OT_DIR_INGRESS, 7'000'000, app_data(100));
+  h.tls(9, OT_DIR_INGRESS, 8'000'000, kReq);
+  h.tls(9, OT_DIR_EGRESS, 9'000'000, kResp);
+  CHECK(h.records.size() == 2);
+}
+
+TEST_CASE("TLS: a plain connection's records say nothing about TLS", "[tracker][tls]") {
+  Harness h;
+  h.open(3, OT_ROLE_SERVER);
+  h.data(3, OT_DIR_INGRESS, 1'000, kReq);
+  h.data(3, OT_DIR_EGRESS, 2'000, kResp);
+  REQUIRE(h.records.size() == 1);
+  CHECK(h.records[0].get_str("url.scheme") == "http");
+  CHECK(!h.records[0].get("tls.established"));
+  CHECK(!h.records[0].get("odigos.tls.library"));
+}
+
+TEST_CASE("TLS: a connection never seen in plaintext gives one note at close", "[tracker][tls]") {
+  Harness h;
+  h.open(4, OT_ROLE_CLIENT);
+  h.data(4, OT_DIR_EGRESS, 1'000, kClientHello);
+  h.data(4, OT_DIR_INGRESS, 2'000, kServerHello);
+  h.data(4, OT_DIR_EGRESS, 3'000, app_data(300));
+  CHECK(h.records.empty());
+  h.close(4, 10'000);
+  h.tracker.tick(10'000 + ConnTracker::kCloseGraceNs);
+  REQUIRE(h.records.size() == 1);
+  CHECK(h.records[0].kind == RecordKind::kConnection);
+  CHECK(h.records[0].protocol == "tls");
+  CHECK(h.records[0].get_str("odigos.note").find("encrypted (TLS), not decoded") == 0);
+  CHECK(h.tracker.stats().tls_not_decoded == 1);
+  CHECK(h.tracker.stats().not_decoded == 0);
+}
+
+TEST_CASE("TLS: much ciphertext without plaintext is given up on, plaintext later revives it",
+          "[tracker][tls]") {
+  Harness h;
+  h.open(8, OT_ROLE_SERVER);
+  h.data(8, OT_DIR_INGRESS, 1'000, kClientHello);
+  h.data(8, OT_DIR_INGRESS, 2'000, app_data(64), 300 * 1024);
+  REQUIRE(h.records.size() == 1);
+  CHECK(h.records[0].get_str("odigos.note").find("no TLS library call seen") != std::string::npos);
+  CHECK(h.ignored == std::vector<uint64_t>{8});
+  // The process got its probes after all (the kernel resumes on the first TLS call).
+  h.tls(8, OT_DIR_INGRESS, 3'000'000, kReq);
+  h.tls(8, OT_DIR_EGRESS, 4'000'000, kResp);
+  REQUIRE(h.records.size() == 2);
+  CHECK(h.records[1].get_str("url.path") == "/items");
+  // Closing now adds no second note.
+  h.close(8, 5'000'000);
+  h.tracker.tick(5'000'000 + ConnTracker::kCloseGraceNs);
+  CHECK(h.records.size() == 2);
 }
