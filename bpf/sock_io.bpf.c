@@ -169,8 +169,15 @@ static __always_inline int handle_io(struct sock *sk, int ret, int flags, __u8 d
 	/* Ciphertext inside a TLS library call: its plaintext is reported by the
 	 * call's return probe; the call learns its socket here. */
 	struct tls_call *call = NULL;
-	if (tls_probes_active && ret > 0)
+	if (tls_probes_active && ret > 0) {
 		call = bpf_map_lookup_elem(&tls_calls, &id);
+		/* A call bound to another socket is one whose return we missed
+		 * (its probe was detached meanwhile): this I/O is not part of it. */
+		if (call && call->cookie && call->cookie != cookie) {
+			bpf_map_delete_elem(&tls_calls, &id);
+			call = NULL;
+		}
+	}
 	if (!call && (st->flags & OT_CONN_IGNORE))
 		return 0;
 	if (!(st->flags & OT_CONN_ANNOUNCED)) {
