@@ -250,14 +250,22 @@ constexpr int kCallerSaved[9] = {0, 1, 2, 6, 7, 8, 9, 10, 11}; // what a call cl
 int gpr(unsigned reg) {
   static const std::unordered_map<unsigned, int> numbers = [] {
     const unsigned rows[16][4] = {
-        {X86_REG_RAX, X86_REG_EAX, X86_REG_AX, X86_REG_AL},     {X86_REG_RCX, X86_REG_ECX, X86_REG_CX, X86_REG_CL},
-        {X86_REG_RDX, X86_REG_EDX, X86_REG_DX, X86_REG_DL},     {X86_REG_RBX, X86_REG_EBX, X86_REG_BX, X86_REG_BL},
-        {X86_REG_RSP, X86_REG_ESP, X86_REG_SP, X86_REG_SPL},    {X86_REG_RBP, X86_REG_EBP, X86_REG_BP, X86_REG_BPL},
-        {X86_REG_RSI, X86_REG_ESI, X86_REG_SI, X86_REG_SIL},    {X86_REG_RDI, X86_REG_EDI, X86_REG_DI, X86_REG_DIL},
-        {X86_REG_R8, X86_REG_R8D, X86_REG_R8W, X86_REG_R8B},    {X86_REG_R9, X86_REG_R9D, X86_REG_R9W, X86_REG_R9B},
-        {X86_REG_R10, X86_REG_R10D, X86_REG_R10W, X86_REG_R10B}, {X86_REG_R11, X86_REG_R11D, X86_REG_R11W, X86_REG_R11B},
-        {X86_REG_R12, X86_REG_R12D, X86_REG_R12W, X86_REG_R12B}, {X86_REG_R13, X86_REG_R13D, X86_REG_R13W, X86_REG_R13B},
-        {X86_REG_R14, X86_REG_R14D, X86_REG_R14W, X86_REG_R14B}, {X86_REG_R15, X86_REG_R15D, X86_REG_R15W, X86_REG_R15B},
+        {X86_REG_RAX, X86_REG_EAX, X86_REG_AX, X86_REG_AL},
+        {X86_REG_RCX, X86_REG_ECX, X86_REG_CX, X86_REG_CL},
+        {X86_REG_RDX, X86_REG_EDX, X86_REG_DX, X86_REG_DL},
+        {X86_REG_RBX, X86_REG_EBX, X86_REG_BX, X86_REG_BL},
+        {X86_REG_RSP, X86_REG_ESP, X86_REG_SP, X86_REG_SPL},
+        {X86_REG_RBP, X86_REG_EBP, X86_REG_BP, X86_REG_BPL},
+        {X86_REG_RSI, X86_REG_ESI, X86_REG_SI, X86_REG_SIL},
+        {X86_REG_RDI, X86_REG_EDI, X86_REG_DI, X86_REG_DIL},
+        {X86_REG_R8, X86_REG_R8D, X86_REG_R8W, X86_REG_R8B},
+        {X86_REG_R9, X86_REG_R9D, X86_REG_R9W, X86_REG_R9B},
+        {X86_REG_R10, X86_REG_R10D, X86_REG_R10W, X86_REG_R10B},
+        {X86_REG_R11, X86_REG_R11D, X86_REG_R11W, X86_REG_R11B},
+        {X86_REG_R12, X86_REG_R12D, X86_REG_R12W, X86_REG_R12B},
+        {X86_REG_R13, X86_REG_R13D, X86_REG_R13W, X86_REG_R13B},
+        {X86_REG_R14, X86_REG_R14D, X86_REG_R14W, X86_REG_R14B},
+        {X86_REG_R15, X86_REG_R15D, X86_REG_R15W, X86_REG_R15B},
     };
     std::unordered_map<unsigned, int> m;
     for (int n = 0; n < 16; n++)
@@ -547,7 +555,8 @@ std::map<uint64_t, AppDataCall> app_data_calls(const ElfFile& elf, Disasm& d, Go
     if (s.got_slot || !why_not_local_code(elf, d, s.target).empty()) continue;
     auto args = app_data_args(s.regs);
     if (!args) continue;
-    auto [it, inserted] = out.try_emplace(s.target, AppDataCall{*args, true, fmt::format("{} {:#x}", s.jump ? "jmp" : "call", s.target)});
+    std::string how = fmt::format("{} {:#x}", s.jump ? "jmp" : "call", s.target);
+    auto [it, inserted] = out.try_emplace(s.target, AppDataCall{*args, true, how});
     if (!inserted && !(it->second.args == *args)) it->second.consistent = false;
   }
   return out;
@@ -565,20 +574,24 @@ std::string describe_args(const TlsCallArgs& a) {
 
 // The entry of `target`, which `what` lead to, as a probe point, if the kernel emulates it.
 bool place(const ElfFile& elf, Disasm& d, uint64_t target, const std::string& what, const std::string& how,
-           UprobePoint* out, std::string* error) {
+           const std::string& note, UprobePoint* out, std::string* error) {
   auto code = elf.bytes_at(target, kMaxInsnLen);
   std::string first = describe(d.first(code, target));
   auto offset = elf.file_offset(target);
-  if (!is_emulated_entry(code.data(), code.size()) || !offset) {
+  if (!is_emulated_entry(code.data(), code.size())) {
     *error = fmt::format("'{}': the function {} lead to ({:#x}) starts with '{}': a uprobe there would be "
                          "single-stepped, not emulated",
                          elf.path(), what, target, first);
     return false;
   }
+  if (!offset) {
+    *error = fmt::format("'{}': the function {} lead to ({:#x}) is not in the file", elf.path(), what, target);
+    return false;
+  }
   out->symbol = elf.symbol_at(target);
   out->vaddr = target;
   out->file_offset = *offset;
-  out->how = how + " (" + first + ")";
+  out->how = how + " (" + first + ")" + note;
   return true;
 }
 
@@ -610,10 +623,10 @@ bool find_gnutls_recv(const ElfFile& elf, Disasm& d, GotSymbols& got, GnutlsProb
   }
   std::erase_if(calls, [](const auto& c) { return !c.second.consistent; });
   if (calls.size() != 1) {
-    *error = fmt::format("unknown GnuTLS layout in '{}': {} pass the caller's session and buffer with type 23 "
+    *error = fmt::format("unknown GnuTLS layout in '{}': {} pass{} the caller's session and buffer with type 23 "
                          "(application data) to {}",
-                         path, what,
-                         calls.empty() ? std::string(seq ? "no common function" : "no function")
+                         path, what, is_function(seq) ? "" : "es",
+                         calls.empty() ? std::string(is_function(seq) ? "no common function" : "no function")
                                        : "several functions: " + addresses(calls));
     return false;
   }
@@ -622,9 +635,10 @@ bool find_gnutls_recv(const ElfFile& elf, Disasm& d, GotSymbols& got, GnutlsProb
   if (is_function(seq)) how += ", gnutls_record_recv_seq -> " + seq_calls.at(target).how;
   how += " (" + describe_args(call.args) + ")";
   all_recv.erase(target);
-  if (!all_recv.empty()) how += "; not probed: gnutls_record_recv's same call of " + addresses(all_recv);
+  std::string note = all_recv.empty() ? "" : "; not probed: gnutls_record_recv's same call of " + addresses(all_recv);
   out->recv_args = call.args;
-  return place(elf, d, target, what, how, &out->recv, error) && check_name(elf, out->recv, "_gnutls_recv_int", what, error);
+  return place(elf, d, target, what, how, note, &out->recv, error) &&
+         check_name(elf, out->recv, "_gnutls_recv_int", what, error);
 }
 
 bool find_gnutls_send(const ElfFile& elf, Disasm& d, GotSymbols& got, GnutlsProbes* out, std::string* error) {
@@ -641,7 +655,9 @@ bool find_gnutls_send(const ElfFile& elf, Disasm& d, GotSymbols& got, GnutlsProb
       bool passes = s.regs[7] == Val::arg(1) && s.regs[6] == Val::arg(2) && s.regs[2] == Val::arg(3);
       if ((direct || name == "gnutls_record_send2") && passes) {
         how = fmt::format("gnutls_record_send -> {} {}, ", s.jump ? "jmp" : "call",
-                          direct ? "gnutls_record_send2" : s.got_slot ? "*gnutls_record_send2@got" : "gnutls_record_send2@plt");
+                          direct       ? "gnutls_record_send2"
+                          : s.got_slot ? "*gnutls_record_send2@got"
+                                       : "gnutls_record_send2@plt");
         break;
       }
     }
@@ -669,7 +685,7 @@ bool find_gnutls_send(const ElfFile& elf, Disasm& d, GotSymbols& got, GnutlsProb
   std::string range_note;
   // gnutls_record_send2 also hands application data to the kernel TLS path; the record
   // layer is the one gnutls_record_send_range calls too.
-  if (auto range = elf.symbol("gnutls_record_send_range"); calls.size() > 1 && is_function(range)) {
+  if (auto range = elf.symbol("gnutls_record_send_range"); is_function(range)) {
     std::set<uint64_t> targets;
     for (const Site& s : call_sites(elf, d, got, *range))
       if (!s.got_slot) targets.insert(s.target);
@@ -687,10 +703,10 @@ bool find_gnutls_send(const ElfFile& elf, Disasm& d, GotSymbols& got, GnutlsProb
   const auto& [target, call] = *calls.begin();
   how += sources.front().first + " -> " + call.how + range_note + " (" + describe_args(call.args) + ")";
   first_calls.erase(target);
-  if (!first_calls.empty()) how += "; not probed: the same call of " + addresses(first_calls);
+  std::string note = first_calls.empty() ? "" : "; not probed: the same call of " + addresses(first_calls);
   out->send_args = call.args;
-  what = how.starts_with("gnutls_record_send ->") ? "gnutls_record_send and gnutls_record_send2" : what;
-  return place(elf, d, target, what, how, &out->send, error) &&
+  if (how.starts_with("gnutls_record_send ->")) what = "gnutls_record_send and gnutls_record_send2";
+  return place(elf, d, target, what, how, note, &out->send, error) &&
          check_name(elf, out->send, "_gnutls_send_tlen_int", what, error);
 }
 

@@ -3,7 +3,8 @@
 // ~14 us when it must single-step it out of line (sub, lea, mov, cmp, endbr64, ...).
 // OpenSSL 3's SSL_read/SSL_write wrappers start with `sub $N,%rsp`; the internal
 // functions they call (ssl_read_internal / ssl_write_internal: same arguments as
-// SSL_read_ex / SSL_write_ex) start with a push, so the probes go there.
+// SSL_read_ex / SSL_write_ex) start with a push, so the probes go there. GnuTLS: see
+// GnutlsProbes below.
 #pragma once
 
 #include <cstddef>
@@ -54,10 +55,10 @@ struct TlsCallArgs {
   bool operator==(const TlsCallArgs&) const = default;
 };
 
-// GnuTLS (libgnutls.so.30, 3.6.3+). The exported functions are no place for cheap probes
-// (Debian 12, 3.7.9): gnutls_record_recv starts with `sub $0x8,%rsp`,
-// gnutls_record_recv_seq with a mov, gnutls_record_send with `xor %r8d,%r8d` before its
-// tail jump to gnutls_record_send2@plt. The probes go on the record layer's internals:
+// GnuTLS (libgnutls.so.30). The exported functions are no place for cheap probes (Debian
+// 12, 3.7.9): gnutls_record_recv starts with `sub $0x8,%rsp`, gnutls_record_recv_seq
+// with a mov, gnutls_record_send with `xor %r8d,%r8d` before its tail jump to
+// gnutls_record_send2@plt. The probes go on the record layer's internals:
 //
 //   recv: _gnutls_recv_int(session, type, data, data_size, seq, ms)             push %r15
 //         gnutls_record_recv and gnutls_record_recv_seq both tail-jump to it with
@@ -71,22 +72,26 @@ struct TlsCallArgs {
 //
 // What the BPF side must do with them:
 //  - count = the return value (ssize_t) when > 0: the plaintext bytes moved, the first
-//    `count` bytes of buf. There is no count pointer.
+//    `count` bytes of buf. There is no count pointer. (<= 0: EOF or an error such as
+//    GNUTLS_E_AGAIN, which a TLS 1.3 post-handshake message also returns.)
 //  - Only calls whose type argument is 23 (application data) carry plaintext. Both
-//    functions also move other records: alerts (21, gnutls_bye, gnutls_alert_send),
-//    ChangeCipherSpec (20) and handshake messages (22), heartbeats (24).
-//  - Calls nest: the first gnutls_record_recv of a TLS 1.2 false-start client (or of a
-//    TLS 1.3 early-start server) finishes the handshake inside _gnutls_recv_int(23),
-//    which calls _gnutls_recv_int(20) and _gnutls_send_tlen_int(22); a TLS 1.3
-//    KeyUpdate received inside _gnutls_recv_int(23) sends one with
-//    _gnutls_send_tlen_int(22). So a return must be matched with its own entry, not
-//    just the thread's last one: skip type != 23 at entry and key the saved call by
-//    thread and stack pointer (PT_REGS_SP at the return = PT_REGS_SP at entry + 8).
-//  - Corked sends (gnutls_record_cork) do not reach _gnutls_send_tlen_int; the data
-//    goes out, once, in gnutls_record_uncork's calls of gnutls_record_send. (A probe on
-//    gnutls_record_send2 would count corked data twice.) After GNUTLS_E_AGAIN the
-//    application may resume with (NULL, 0): the return value then counts the earlier
-//    call's bytes and buf is NULL.
+//    functions also move the other records: ChangeCipherSpec (20; TLS 1.2 receives it
+//    through _gnutls_recv_int during the handshake), alerts (21: gnutls_bye,
+//    gnutls_alert_send), handshake messages (22), heartbeats (24).
+//  - buf is the application's buffer, or GnuTLS's copy of it for sends it deferred:
+//    corked data (gnutls_record_cork) goes out, once, from gnutls_record_uncork, and
+//    data sent while answering a TLS 1.3 KeyUpdate request goes out after the
+//    KeyUpdate. Corked sends do not reach _gnutls_send_tlen_int at all (a probe on
+//    gnutls_record_send2 would count corked data twice). After GNUTLS_E_AGAIN the
+//    application may resume a send with (NULL, 0): count is then the earlier call's
+//    and buf is NULL.
+//  - Calls can nest: the first gnutls_record_recv of a TLS 1.2 false-start client or
+//    of a TLS 1.3 early-start server (GNUTLS_ENABLE_FALSE_START / _EARLY_START) finishes
+//    the handshake inside _gnutls_recv_int(23), through _gnutls_recv_int(20) and
+//    _gnutls_send_tlen_int(20, 22). A return must therefore be matched with its own
+//    entry, not just the thread's last one: skip type != 23 at entry and key the saved
+//    call by thread and stack pointer (PT_REGS_SP at the return = PT_REGS_SP at the
+//    entry + 8).
 //  - Sessions with kernel TLS (gnutls_transport_is_ktls_enabled) bypass both functions:
 //    the kernel encrypts and decrypts, and the socket calls carry the plaintext.
 //  - Not covered: gnutls_record_recv_packet and gnutls_record_recv_early_data (no copy
@@ -105,8 +110,8 @@ struct GnutlsProbes {
 // their argument registers: the function gnutls_record_recv and
 // gnutls_record_recv_seq both pass (session, 23, buffer) to; the one
 // gnutls_record_send2 (or gnutls_record_send itself) passes (session, 23, ..., buffer)
-// to, which gnutls_record_send_range also calls when that is needed to tell it from
-// the kernel TLS path. The argument positions come from those call sites. nullopt and
+// to and, when the file has it, gnutls_record_send_range calls too (which tells it from
+// the kernel TLS path). The argument positions come from those call sites. nullopt and
 // *error when there is no GnuTLS ("no GnuTLS in '...'"), the layout is unknown
 // ("unknown GnuTLS layout in '...': ..."), or a probe there would be single-stepped.
 std::optional<GnutlsProbes> find_gnutls_probes(const std::string& path, std::string* error);

@@ -470,3 +470,330 @@ TEST_CASE("find_openssl_probes on assembled look-alikes: symbols, stripped, PLT 
     }
   }
 }
+
+// ---- GnuTLS ----
+
+namespace {
+
+const char* const kLibgnutls = "/usr/lib/x86_64-linux-gnu/libgnutls.so.30";
+
+// `text` with {0} and {1} replaced by a and b in hex ("0x3e8b0"), as the messages print them.
+std::string fmt_hex(std::string text, uint64_t a, uint64_t b = 0) {
+  for (auto [key, value] : {std::pair{"{0}", a}, std::pair{"{1}", b}}) {
+    char hex[32];
+    snprintf(hex, sizeof hex, "%#llx", (unsigned long long)value);
+    for (size_t at; (at = text.find(key)) != std::string::npos;) text.replace(at, 3, hex);
+  }
+  return text;
+}
+
+// Oracle: objdump's instructions in [start, stop): address, mnemonic, operands.
+struct ObjdumpInsn {
+  uint64_t addr = 0;
+  std::string mnemonic;
+  std::string operands; // "$0x17,%esi", "3e8b0 <gnutls_transport_get_int@@GNUTLS_3_4+0x31c0>"
+};
+std::vector<ObjdumpInsn> objdump_insns(const std::string& path, uint64_t start, uint64_t stop) {
+  char range[96];
+  snprintf(range, sizeof range, "--start-address=0x%llx --stop-address=0x%llx", (unsigned long long)start,
+           (unsigned long long)stop);
+  std::istringstream lines(run("objdump -d --no-show-raw-insn " + std::string(range) + " '" + path + "'"));
+  static const std::regex insn(R"(^\s*([0-9a-f]+):\s+(\S+)\s*(.*?)\s*$)");
+  std::vector<ObjdumpInsn> out;
+  std::string line;
+  std::smatch m;
+  while (std::getline(lines, line))
+    if (std::regex_match(line, m, insn)) out.push_back({std::stoull(m[1].str(), nullptr, 16), m[2].str(), m[3].str()});
+  return out;
+}
+std::vector<ObjdumpInsn> objdump_function(const std::string& path, const std::string& name) {
+  auto sym = objdump_dynsym(path, name);
+  if (!sym) return {};
+  return objdump_insns(path, sym->vaddr, sym->vaddr + sym->size);
+}
+// The branch target objdump prints first in the operands ("3e8b0 <...>" -> 0x3e8b0).
+std::optional<uint64_t> branch_target(const ObjdumpInsn& in) {
+  static const std::regex target(R"(^([0-9a-f]+)(\s|$))");
+  std::smatch m;
+  if (!std::regex_search(in.operands, m, target)) return std::nullopt;
+  return std::stoull(m[1].str(), nullptr, 16);
+}
+// Whether `code` has a `mnemonic` to `target` with `mov $0x17,%esi` (type 23) among the
+// `window` instructions before it.
+bool branches_with_app_data(const std::vector<ObjdumpInsn>& code, const std::string& mnemonic, uint64_t target,
+                            size_t window) {
+  for (size_t i = 0; i < code.size(); i++) {
+    if (code[i].mnemonic != mnemonic || branch_target(code[i]) != target) continue;
+    for (size_t k = i >= window ? i - window : 0; k < i; k++)
+      if (code[k].mnemonic == "mov" && code[k].operands == "$0x17,%esi") return true;
+  }
+  return false;
+}
+
+// GnuTLS look-alikes: a shared library with the exported record functions around local
+// record-layer functions, assembled and linked by cc.
+struct GnutlsLayout {
+  std::string recv_first = "push %r15";     // first instruction of _gnutls_recv_int
+  std::string seq_target = "_gnutls_recv_int";
+  std::string send_type = "$23";            // the type gnutls_record_send2 passes
+  std::string send_jump = "jmp gnutls_record_send2@PLT";
+  bool send_range = true;
+  std::string recv_int_name = "_gnutls_recv_int"; // the local symbols' names
+  std::string other_recv_name = "other_recv";
+};
+std::string gnutls_lookalike(const GnutlsLayout& l) {
+  auto local = [](const std::string& name, const std::string& first) {
+    return asm_function(name, false, "  " + first + "\n  xor %eax,%eax\n  ud2\n");
+  };
+  // the kernel TLS call of gnutls_record_send2: (session, 23, data, size)
+  return "  .text\n" +
+         asm_function("gnutls_record_recv", true,
+                      "  sub $0x8,%rsp\n  mov %rdx,%rcx\n  mov %rsi,%rdx\n  mov $23,%esi\n  xor %r8d,%r8d\n"
+                      "  add $0x8,%rsp\n  jmp " + l.recv_int_name + "\n") +
+         asm_function("gnutls_record_recv_seq", true,
+                      "  mov %rcx,%r8\n  mov %rdx,%rcx\n  mov %rsi,%rdx\n  mov $23,%esi\n  jmp " +
+                          (l.seq_target == "_gnutls_recv_int" ? l.recv_int_name : l.seq_target) + "\n") +
+         asm_function("gnutls_record_send", true, "  xor %r8d,%r8d\n  xor %ecx,%ecx\n  " + l.send_jump + "\n") +
+         asm_function("gnutls_record_send2", true,
+                      "  push %rbx\n  mov %rdi,%rbx\n  cmpl $0,(%rdi)\n  jne 1f\n  mov %rdx,%r9\n  mov %rsi,%r8\n"
+                      "  mov $-1,%edx\n  mov $0x11171,%ecx\n  mov " + l.send_type + ",%esi\n  mov %rbx,%rdi\n"
+                      "  call _gnutls_send_tlen_int\n  pop %rbx\n  ret\n"
+                      "1:\n  mov %rdx,%rcx\n  mov %rsi,%rdx\n  mov $23,%esi\n  call ktls_send\n  pop %rbx\n  ret\n") +
+         (l.send_range ? asm_function("gnutls_record_send_range", true,
+                                      "  push %rbx\n  lea (%rsi,%rdx,1),%r8\n  mov $23,%esi\n"
+                                      "  call _gnutls_send_tlen_int\n  pop %rbx\n  ret\n")
+                       : std::string()) +
+         local(l.recv_int_name, l.recv_first) + local("_gnutls_send_tlen_int", "push %r15") +
+         local("ktls_send", "push %r12") + local(l.other_recv_name, "push %r14") +
+         "  .section .note.GNU-stack,\"\",@progbits\n";
+}
+
+} // namespace
+
+TEST_CASE("find_gnutls_probes on Debian's libgnutls.so.30 agrees with objdump", "[probe_points][gnutls]") {
+  if (access(kLibgnutls, R_OK) != 0) {
+    WARN(std::string(kLibgnutls) + " not found (Debian package libgnutls30): case skipped");
+    return;
+  }
+  std::string error;
+  auto probes = find_gnutls_probes(kLibgnutls, &error);
+  INFO(error);
+  REQUIRE(probes);
+  INFO("recv: " << probes->recv.how << "\nsend: " << probes->send.how);
+  auto elf = ElfFile::open(kLibgnutls, &error);
+  REQUIRE(elf);
+
+  // The argument layouts the BPF side reads.
+  CHECK(probes->recv_args == TlsCallArgs{1, 3, 2, 23});
+  CHECK(probes->send_args == TlsCallArgs{1, 5, 2, 23});
+  CHECK(probes->count_from_return);
+
+  // Why not the exported functions: their entries would be single-stepped.
+  auto recv_code = objdump_function(kLibgnutls, "gnutls_record_recv");
+  auto seq_code = objdump_function(kLibgnutls, "gnutls_record_recv_seq");
+  auto send_code = objdump_function(kLibgnutls, "gnutls_record_send");
+  auto send2_code = objdump_function(kLibgnutls, "gnutls_record_send2");
+  auto range_code = objdump_function(kLibgnutls, "gnutls_record_send_range");
+  REQUIRE(!recv_code.empty());
+  REQUIRE(!seq_code.empty());
+  REQUIRE(!send_code.empty());
+  REQUIRE(!send2_code.empty());
+  REQUIRE(!range_code.empty());
+  CHECK(recv_code.front().mnemonic == "sub");
+  CHECK(seq_code.front().mnemonic == "mov");
+  CHECK(send_code.front().mnemonic == "xor");
+
+  // recv: both wrappers tail-jump to it with type 23.
+  CHECK(branches_with_app_data(recv_code, "jmp", probes->recv.vaddr, 4));
+  CHECK(branches_with_app_data(seq_code, "jmp", probes->recv.vaddr, 4));
+  CHECK(seq_code.size() >= 2);
+  // send: gnutls_record_send jumps to gnutls_record_send2's PLT entry, which calls it
+  // with type 23, as gnutls_record_send_range does.
+  bool to_send2 = false;
+  for (const ObjdumpInsn& in : send_code)
+    to_send2 |= in.mnemonic == "jmp" && in.operands.find("<gnutls_record_send2@plt>") != std::string::npos;
+  CHECK(to_send2);
+  CHECK(branches_with_app_data(send2_code, "call", probes->send.vaddr, 10));
+  CHECK(branches_with_app_data(range_code, "call", probes->send.vaddr, 10));
+
+  CHECK(probes->recv.how.starts_with("gnutls_record_recv -> jmp 0x"));
+  CHECK(probes->recv.how.find("gnutls_record_recv_seq -> jmp 0x") != std::string::npos);
+  CHECK(probes->recv.how.find("(session arg 1, type 23 arg 2, buffer arg 3) (push %r15)") != std::string::npos);
+  CHECK(probes->send.how.starts_with("gnutls_record_send -> jmp gnutls_record_send2@plt, gnutls_record_send2 -> "
+                                     "call 0x"));
+  CHECK(probes->send.how.find("which gnutls_record_send_range calls too") != std::string::npos);
+  CHECK(probes->send.how.find("(session arg 1, type 23 arg 2, buffer arg 5) (push %r15)") != std::string::npos);
+
+  for (const UprobePoint* p : {&probes->recv, &probes->send}) {
+    INFO(std::hex << "vaddr " << p->vaddr << " offset " << p->file_offset);
+    CHECK(p->symbol.empty()); // the stripped library does not name them
+    // objdump's first instruction there is a push...
+    auto entry = objdump_insns(kLibgnutls, p->vaddr, p->vaddr + 16);
+    REQUIRE(!entry.empty());
+    CHECK(entry.front().addr == p->vaddr);
+    CHECK(entry.front().mnemonic == "push");
+    // ... and so are the file's bytes at the offset a uprobe takes.
+    auto bytes = file_bytes(kLibgnutls, p->file_offset, 16);
+    REQUIRE(bytes.size() == 16);
+    CHECK(is_emulated_entry(bytes.data(), bytes.size()));
+    CHECK(describe_first_instruction(bytes.data(), bytes.size()) == "push " + entry.front().operands);
+    CHECK(elf->vaddr_at_offset(p->file_offset) == p->vaddr);
+  }
+  CHECK(probes->recv.vaddr != probes->send.vaddr);
+}
+
+TEST_CASE("find_gnutls_probes: files without GnuTLS", "[probe_points][gnutls]") {
+  std::string error;
+  CHECK_FALSE(find_gnutls_probes("/bin/true", &error));
+  CHECK(error == "no GnuTLS in '/bin/true' (it defines no gnutls_record_recv function)");
+  CHECK_FALSE(find_gnutls_probes("/proc/self/exe", &error));
+  CHECK(error.starts_with("no GnuTLS in '/proc/self/exe'"));
+  if (access(kLibssl, R_OK) == 0) {
+    CHECK_FALSE(find_gnutls_probes(kLibssl, &error));
+    CHECK(error.starts_with("no GnuTLS in '" + std::string(kLibssl) + "'"));
+  }
+  TempDir dir;
+  std::string text = dir.write("notes.txt", "not an ELF file\n");
+  CHECK_FALSE(find_gnutls_probes(text, &error));
+  CHECK(error == "'" + text + "' is not an ELF file");
+  CHECK_FALSE(find_gnutls_probes(text, nullptr));
+}
+
+TEST_CASE("find_gnutls_probes on assembled look-alikes: PLT, GOT, symbols, unknown layouts",
+          "[probe_points][gnutls]") {
+  TempDir dir;
+  // Builds a shared library with cc; "" when there is no working cc here.
+  auto build = [&](const std::string& name, const GnutlsLayout& layout, const std::string& flags = "") {
+    std::string src = dir.write(name + ".s", gnutls_lookalike(layout));
+    std::string lib = (dir.path / (name + ".so")).string();
+    int status = -1;
+    std::string out = run("cc -shared " + flags + " -o '" + lib + "' '" + src + "' 2>&1", &status);
+    if (status != 0) {
+      WARN("cc failed (" + out + "): case skipped");
+      return std::string();
+    }
+    return lib;
+  };
+  std::string error;
+  const std::vector<uint8_t> push_r15{0x41, 0x57};
+
+  SECTION("through the PLT, with .symtab: the record layer by its local names") {
+    std::string lib = build("plt", {});
+    if (lib.empty()) return;
+    auto elf = ElfFile::open(lib, &error);
+    REQUIRE(elf);
+    auto probes = find_gnutls_probes(lib, &error);
+    INFO(error);
+    REQUIRE(probes);
+    INFO(probes->recv.how << "\n" << probes->send.how);
+    CHECK(probes->recv.symbol == "_gnutls_recv_int");
+    CHECK(probes->recv.vaddr == elf->symbol("_gnutls_recv_int")->vaddr);
+    CHECK(probes->send.symbol == "_gnutls_send_tlen_int");
+    CHECK(probes->send.vaddr == elf->symbol("_gnutls_send_tlen_int")->vaddr);
+    CHECK(probes->recv_args == TlsCallArgs{1, 3, 2, 23});
+    CHECK(probes->send_args == TlsCallArgs{1, 5, 2, 23});
+    CHECK(file_bytes(lib, probes->recv.file_offset, 2) == push_r15);
+    CHECK(file_bytes(lib, probes->send.file_offset, 2) == push_r15);
+    CHECK(probes->recv.how == fmt_hex("gnutls_record_recv -> jmp {0}, gnutls_record_recv_seq -> jmp {0} "
+                                      "(session arg 1, type 23 arg 2, buffer arg 3) (push %r15)",
+                                      probes->recv.vaddr));
+    CHECK(probes->send.how ==
+          fmt_hex("gnutls_record_send -> jmp gnutls_record_send2@plt, gnutls_record_send2 -> call {0}, which "
+                  "gnutls_record_send_range calls too (session arg 1, type 23 arg 2, buffer arg 5) (push %r15); "
+                  "not probed: the same call of {1}",
+                  probes->send.vaddr, elf->symbol("ktls_send")->vaddr));
+  }
+
+  SECTION("stripped, through the GOT (-fno-plt), and bound locally (-Bsymbolic)") {
+    struct Variant {
+      const char* name;
+      std::string jump;
+      std::string flags;
+      const char* how;
+    };
+    for (const Variant& v : {Variant{"stripped", "jmp gnutls_record_send2@PLT", "-s", "jmp gnutls_record_send2@plt"},
+                             Variant{"got", "jmp *gnutls_record_send2@GOTPCREL(%rip)", "-s",
+                                     "jmp *gnutls_record_send2@got"},
+                             Variant{"symbolic", "jmp gnutls_record_send2@PLT", "-s -Wl,-Bsymbolic",
+                                     "jmp gnutls_record_send2,"}}) {
+      GnutlsLayout l;
+      l.send_jump = v.jump;
+      std::string lib = build(v.name, l, v.flags);
+      if (lib.empty()) return;
+      auto probes = find_gnutls_probes(lib, &error);
+      INFO(v.name << ": " << error);
+      REQUIRE(probes);
+      INFO(probes->send.how);
+      CHECK(probes->recv.symbol.empty());
+      CHECK(probes->send.symbol.empty());
+      CHECK(probes->send.how.starts_with(std::string("gnutls_record_send -> ") + v.how));
+      CHECK(file_bytes(lib, probes->recv.file_offset, 2) == push_r15);
+      CHECK(file_bytes(lib, probes->send.file_offset, 2) == push_r15);
+      CHECK(probes->send_args == TlsCallArgs{1, 5, 2, 23});
+    }
+  }
+
+  SECTION("the receiving function starts with sub: a probe there would be single-stepped") {
+    GnutlsLayout l;
+    l.recv_first = "sub $0x28,%rsp";
+    std::string lib = build("sub", l);
+    if (lib.empty()) return;
+    CHECK_FALSE(find_gnutls_probes(lib, &error));
+    CHECK(error.starts_with("'" + lib + "': the function gnutls_record_recv and gnutls_record_recv_seq lead to (0x"));
+    CHECK(error.find("starts with 'sub") != std::string::npos);
+    CHECK(error.ends_with("a uprobe there would be single-stepped, not emulated"));
+  }
+
+  SECTION("gnutls_record_recv_seq goes elsewhere: unknown layout") {
+    GnutlsLayout l;
+    l.seq_target = "other_recv";
+    std::string lib = build("seq", l);
+    if (lib.empty()) return;
+    CHECK_FALSE(find_gnutls_probes(lib, &error));
+    CHECK(error == "unknown GnuTLS layout in '" + lib +
+                       "': gnutls_record_recv and gnutls_record_recv_seq pass the caller's session and buffer with "
+                       "type 23 (application data) to no common function");
+  }
+
+  SECTION("gnutls_record_send2 hands the record layer another type: unknown layout") {
+    GnutlsLayout l;
+    l.send_type = "$22";
+    std::string lib = build("type", l);
+    if (lib.empty()) return;
+    CHECK_FALSE(find_gnutls_probes(lib, &error));
+    // Only the kernel TLS look-alike is left, and gnutls_record_send_range does not call it.
+    CHECK(error == "unknown GnuTLS layout in '" + lib +
+                       "': gnutls_record_send2 passes the caller's session and buffer with type 23 (application "
+                       "data) to no function that gnutls_record_send_range calls too");
+  }
+
+  SECTION("without gnutls_record_send_range the record layer and the kernel TLS path look alike") {
+    GnutlsLayout l;
+    l.send_range = false;
+    std::string lib = build("norange", l);
+    if (lib.empty()) return;
+    auto elf = ElfFile::open(lib, &error);
+    REQUIRE(elf);
+    CHECK_FALSE(find_gnutls_probes(lib, &error));
+    uint64_t a = elf->symbol("_gnutls_send_tlen_int")->vaddr, b = elf->symbol("ktls_send")->vaddr;
+    CHECK(error == fmt_hex("unknown GnuTLS layout in '" + lib +
+                               "': gnutls_record_send2 passes the caller's session and buffer with type 23 "
+                               "(application data) to several functions: {0}, {1}",
+                           std::min(a, b), std::max(a, b)));
+  }
+
+  SECTION("the file names another function _gnutls_recv_int") {
+    GnutlsLayout l;
+    l.recv_int_name = "recv_internal";
+    l.other_recv_name = "_gnutls_recv_int";
+    std::string lib = build("names", l);
+    if (lib.empty()) return;
+    auto elf = ElfFile::open(lib, &error);
+    REQUIRE(elf);
+    CHECK_FALSE(find_gnutls_probes(lib, &error));
+    CHECK(error == fmt_hex("unknown GnuTLS layout in '" + lib +
+                               "': gnutls_record_recv and gnutls_record_recv_seq lead to {0}, but _gnutls_recv_int "
+                               "is at {1}",
+                           elf->symbol("recv_internal")->vaddr, elf->symbol("_gnutls_recv_int")->vaddr));
+  }
+}
