@@ -122,6 +122,7 @@ struct tls_call {
 	__u64 count_ptr;  /* size_t * receiving the byte count (0: the return value is it) */
 	__u64 cookie;     /* socket of the nested I/O, 0 until one happens */
 	__u64 wire_ns;    /* ingress: arrival of the first ciphertext byte read; egress: push time */
+	__u64 sp;         /* stack pointer at entry: its return has sp + 8 (nested calls) */
 	__u8 dir;         /* enum ot_dir */
 	__u8 lib;         /* enum ot_tls_lib */
 	__u8 _pad[6];

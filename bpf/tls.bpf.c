@@ -13,18 +13,20 @@
  * library's internal functions, which for OpenSSL 3 are
  *   ssl_read_internal(SSL *s, void *buf, size_t num, size_t *readbytes)
  *   ssl_write_internal(SSL *s, const void *buf, size_t num, size_t *written)
- * returning 1 (>0) on success. */
+ * returning 1 (>0) on success; GnuTLS's below. */
 #include "common.bpf.h"
 
-static __always_inline int tls_enter(struct pt_regs *ctx, __u8 dir, __u8 lib)
+static __always_inline int tls_enter(struct pt_regs *ctx, __u8 dir, __u8 lib, __u64 buf,
+				     __u64 count_ptr)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	if (!current_is_traced(id >> 32))
 		return 0;
 	struct tls_call call = {
 		.conn = PT_REGS_PARM1(ctx),
-		.buf = PT_REGS_PARM2(ctx),
-		.count_ptr = PT_REGS_PARM4(ctx),
+		.buf = buf,
+		.count_ptr = count_ptr,
+		.sp = PT_REGS_SP(ctx),
 		.dir = dir,
 		.lib = lib,
 	};
@@ -38,7 +40,12 @@ static __always_inline int tls_exit(struct pt_regs *ctx)
 	struct tls_call *call = bpf_map_lookup_elem(&tls_calls, &id);
 	if (!call)
 		return 0;
-	long ret = (int)PT_REGS_RC(ctx);
+	/* The return of the call we recorded (the stack pointer is back above its
+	 * return address), not of a nested call we did not record (GnuTLS
+	 * finishes a handshake inside a read with calls of other record types). */
+	if (PT_REGS_SP(ctx) != call->sp + 8)
+		return 0;
+	long ret = call->lib == OT_TLS_GNUTLS ? (long)PT_REGS_RC(ctx) : (int)PT_REGS_RC(ctx);
 	__u64 count = 0;
 	if (ret > 0) {
 		if (call->count_ptr)
@@ -104,13 +111,34 @@ static __always_inline int tls_exit(struct pt_regs *ctx)
 SEC("uprobe")
 int BPF_KPROBE(ot_openssl_read_enter)
 {
-	return tls_enter(ctx, OT_DIR_INGRESS, OT_TLS_OPENSSL);
+	return tls_enter(ctx, OT_DIR_INGRESS, OT_TLS_OPENSSL, PT_REGS_PARM2(ctx), PT_REGS_PARM4(ctx));
 }
 
 SEC("uprobe")
 int BPF_KPROBE(ot_openssl_write_enter)
 {
-	return tls_enter(ctx, OT_DIR_EGRESS, OT_TLS_OPENSSL);
+	return tls_enter(ctx, OT_DIR_EGRESS, OT_TLS_OPENSSL, PT_REGS_PARM2(ctx), PT_REGS_PARM4(ctx));
+}
+
+/* GnuTLS's record layer (src/loader/probe_points.hpp):
+ *   _gnutls_recv_int(session, type, data, data_size, seq, ms)
+ *   _gnutls_send_tlen_int(session, type, htype, epoch_rel, data, data_size, ...)
+ * return the bytes moved; only type 23 (application data) carries plaintext. */
+#define TLS_APPLICATION_DATA 23
+SEC("uprobe")
+int BPF_KPROBE(ot_gnutls_recv_enter)
+{
+	if (PT_REGS_PARM2(ctx) != TLS_APPLICATION_DATA)
+		return 0;
+	return tls_enter(ctx, OT_DIR_INGRESS, OT_TLS_GNUTLS, PT_REGS_PARM3(ctx), 0);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(ot_gnutls_send_enter)
+{
+	if (PT_REGS_PARM2(ctx) != TLS_APPLICATION_DATA)
+		return 0;
+	return tls_enter(ctx, OT_DIR_EGRESS, OT_TLS_GNUTLS, PT_REGS_PARM5(ctx), 0);
 }
 
 /* One return program serves both directions: the call remembers its own. */

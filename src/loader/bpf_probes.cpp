@@ -83,18 +83,22 @@ bool BpfProbes::attach(std::string* error) {
 
 void BpfProbes::detach() { odigos_bpf__detach(skel_); }
 
-std::vector<bpf_link*> BpfProbes::attach_openssl(int pid, const std::string& path,
-                                                 uint64_t read_offset, uint64_t write_offset,
-                                                 std::string* error) {
+std::vector<bpf_link*> BpfProbes::attach_tls(int lib, int pid, const std::string& path,
+                                             uint64_t read_offset, uint64_t write_offset,
+                                             std::string* error) {
   struct Point {
     bpf_program* prog;
     uint64_t offset;
     bool ret;
   };
-  const Point points[] = {{skel_->progs.ot_openssl_read_enter, read_offset, false},
-                          {skel_->progs.ot_tls_exit, read_offset, true},
-                          {skel_->progs.ot_openssl_write_enter, write_offset, false},
-                          {skel_->progs.ot_tls_exit, write_offset, true}};
+  const bool gnutls = lib == OT_TLS_GNUTLS;
+  const Point points[] = {
+      {gnutls ? skel_->progs.ot_gnutls_recv_enter : skel_->progs.ot_openssl_read_enter,
+       read_offset, false},
+      {skel_->progs.ot_tls_exit, read_offset, true},
+      {gnutls ? skel_->progs.ot_gnutls_send_enter : skel_->progs.ot_openssl_write_enter,
+       write_offset, false},
+      {skel_->progs.ot_tls_exit, write_offset, true}};
   std::vector<bpf_link*> links;
   for (const Point& p : points) {
     LIBBPF_OPTS(bpf_uprobe_opts, opts, .retprobe = p.ret);

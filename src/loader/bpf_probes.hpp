@@ -44,11 +44,13 @@ class BpfProbes {
   bool add_cgroup(uint64_t id);
   bool add_port(uint16_t port);
   bool add_listen_port(uint16_t port);
-  // TLS plaintext: the OpenSSL programs at file offsets of `path` (entry and
-  // return of the internal read and write functions), for process `pid`
-  // (-1: every process mapping the file). Empty result: `error` says why.
-  std::vector<bpf_link*> attach_openssl(int pid, const std::string& path, uint64_t read_offset,
-                                        uint64_t write_offset, std::string* error);
+  // TLS plaintext: the programs of `lib` (enum ot_tls_lib: OpenSSL, GnuTLS)
+  // at file offsets of `path` (entry and return of the library's read and
+  // write functions), for process `pid` (-1: every process mapping the file).
+  // Empty result: `error` says why.
+  std::vector<bpf_link*> attach_tls(int lib, int pid, const std::string& path,
+                                    uint64_t read_offset, uint64_t write_offset,
+                                    std::string* error);
   static void destroy_links(std::vector<bpf_link*>& links);
   // Socket I/O starts looking for TLS calls (once the first probe is attached).
   void enable_tls();

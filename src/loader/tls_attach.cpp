@@ -7,6 +7,10 @@
 #include "loader/bpf_probes.hpp"
 #include "loader/procfs.hpp"
 
+extern "C" {
+#include "odigos/abi.h"
+}
+
 namespace odigos {
 
 namespace {
@@ -17,7 +21,18 @@ std::string basename_of(const std::string& path) {
   return slash == std::string::npos ? path : path.substr(slash + 1);
 }
 
-bool is_libssl(const std::string& path) { return basename_of(path).rfind("libssl.so", 0) == 0; }
+// A TLS library by its file name: its functions are expected, and a failure
+// to find cheap probe points in it is worth saying.
+int tls_library_kind(const std::string& path) {
+  std::string base = basename_of(path);
+  if (base.rfind("libssl.so", 0) == 0) return OT_TLS_OPENSSL;
+  if (base.rfind("libgnutls.so", 0) == 0) return OT_TLS_GNUTLS;
+  return 0;
+}
+
+// The argument positions bpf/tls.bpf.c's GnuTLS programs read.
+constexpr TlsCallArgs kGnutlsRecvArgs{1, 3, 2, 23};
+constexpr TlsCallArgs kGnutlsSendArgs{1, 5, 2, 23};
 
 // The path to open for a file a process maps: its own path when it names the
 // same file here, else through the process's root (another mount namespace).
@@ -71,15 +86,17 @@ std::vector<std::string> TlsAttacher::system_libraries() {
   std::vector<std::string> out;
   for (const char* dir : {"/usr/lib/x86_64-linux-gnu", "/lib/x86_64-linux-gnu", "/usr/local/lib",
                           "/usr/lib64", "/usr/lib"}) {
-    std::string p = std::string(dir) + "/libssl.so.3";
-    struct stat st{};
-    if (stat(p.c_str(), &st) != 0) continue;
-    // One entry per file (/lib is often /usr/lib).
-    bool dup = std::any_of(out.begin(), out.end(), [&](const std::string& q) {
-      struct stat st2{};
-      return stat(q.c_str(), &st2) == 0 && st2.st_dev == st.st_dev && st2.st_ino == st.st_ino;
-    });
-    if (!dup) out.push_back(p);
+    for (const char* name : {"libssl.so.3", "libgnutls.so.30"}) {
+      std::string p = std::string(dir) + "/" + name;
+      struct stat st{};
+      if (stat(p.c_str(), &st) != 0) continue;
+      // One entry per file (/lib is often /usr/lib).
+      bool dup = std::any_of(out.begin(), out.end(), [&](const std::string& q) {
+        struct stat st2{};
+        return stat(q.c_str(), &st2) == 0 && st2.st_dev == st.st_dev && st2.st_ino == st.st_ino;
+      });
+      if (!dup) out.push_back(p);
+    }
   }
   return out;
 }
@@ -89,14 +106,29 @@ const TlsAttacher::Library& TlsAttacher::library(const FileKey& key, const std::
   auto it = libs_.find(key);
   if (it != libs_.end()) return it->second;
   Library lib;
+  const int kind = tls_library_kind(path);
   std::string err;
-  if (auto p = find_openssl_probes(path, &err)) {
-    lib.usable = true;
-    lib.probes = *p;
-  } else if (expect_tls || err.rfind("no OpenSSL", 0) != 0) {
-    // A libssl (or an executable with OpenSSL in it) we cannot probe cheaply:
-    // its connections will be reported as TLS, not decoded.
-    messages_.push_back(fmt::format("TLS plaintext of '{}' not traced: {}", path, err));
+  if (kind != OT_TLS_GNUTLS) { // libssl, or an executable that may contain OpenSSL
+    if (auto p = find_openssl_probes(path, &err)) {
+      lib = {true, OT_TLS_OPENSSL, p->read.file_offset, p->write.file_offset};
+    } else if (expect_tls || err.rfind("no OpenSSL", 0) != 0) {
+      // A libssl (or an executable with OpenSSL in it) we cannot probe cheaply:
+      // its connections will be reported as TLS, not decoded.
+      messages_.push_back(fmt::format("TLS plaintext of '{}' not traced: {}", path, err));
+    }
+  }
+  if (!lib.usable && kind != OT_TLS_OPENSSL) {
+    std::string gerr;
+    if (auto p = find_gnutls_probes(path, &gerr)) {
+      if (p->recv_args == kGnutlsRecvArgs && p->send_args == kGnutlsSendArgs)
+        lib = {true, OT_TLS_GNUTLS, p->recv.file_offset, p->send.file_offset};
+      else
+        messages_.push_back(fmt::format(
+            "TLS plaintext of '{}' not traced: GnuTLS passes its arguments in other registers "
+            "than the probes read", path));
+    } else if (kind == OT_TLS_GNUTLS || gerr.rfind("no GnuTLS", 0) != 0) {
+      messages_.push_back(fmt::format("TLS plaintext of '{}' not traced: {}", path, gerr));
+    }
   }
   return libs_.emplace(key, std::move(lib)).first->second;
 }
@@ -104,8 +136,7 @@ const TlsAttacher::Library& TlsAttacher::library(const FileKey& key, const std::
 bool TlsAttacher::attach(int pid, const FileKey& key, const std::string& path,
                          const Library& lib) {
   std::string err;
-  auto links = probes_.attach_openssl(pid, path, lib.probes.read.file_offset,
-                                      lib.probes.write.file_offset, &err);
+  auto links = probes_.attach_tls(lib.kind, pid, path, lib.read_offset, lib.write_offset, &err);
   if (links.empty()) {
     const uint32_t who = pid < 0 ? kGlobal : uint32_t(pid);
     // Said once, not retried; a process that exited meanwhile is no news.
@@ -127,8 +158,8 @@ int TlsAttacher::scan(uint32_t pid) {
   auto& have = procs_[pid];
   int added = 0;
   for (const auto& m : maps) {
-    const bool libssl = is_libssl(m.path);
-    if (!libssl && m.path != exe) continue; // OpenSSL is in libssl or linked into the executable
+    const bool libssl = tls_library_kind(m.path) != 0;
+    if (!libssl && m.path != exe) continue; // a TLS library, or one linked into the executable
     FileKey key{m.dev, m.ino};
     if (std::any_of(have.begin(), have.end(), [&](const Attached& a) { return a.file == key; }))
       continue;
@@ -180,7 +211,7 @@ int TlsAttacher::attach_files(uint32_t pid, const std::vector<std::string>& path
     if (global_.count(key) ||
         std::any_of(have.begin(), have.end(), [&](const Attached& a) { return a.file == key; }))
       continue;
-    const Library& lib = library(key, path, is_libssl(path));
+    const Library& lib = library(key, path, tls_library_kind(path) != 0);
     if (lib.usable && attach(int(pid), key, path, lib)) added++;
   }
   if (procs_[pid].empty()) procs_.erase(pid);
@@ -191,7 +222,7 @@ int TlsAttacher::scan_global(const std::vector<uint32_t>& pids) {
   int added = 0;
   for (uint32_t pid : pids) {
     for (const auto& m : procfs::executable_mappings(pid)) {
-      if (!is_libssl(m.path)) continue;
+      if (!tls_library_kind(m.path)) continue;
       FileKey key{m.dev, m.ino};
       auto& have = procs_[kGlobal];
       if (std::any_of(have.begin(), have.end(), [&](const Attached& a) { return a.file == key; }))

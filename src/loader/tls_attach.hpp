@@ -1,5 +1,6 @@
 // TLS plaintext probes, per process: finds the TLS libraries a traced process
-// maps (libssl.so*, or OpenSSL linked into its executable), picks cheap probe
+// maps (libssl.so*, libgnutls.so*, or OpenSSL/GnuTLS linked into its
+// executable), picks cheap probe
 // points once per library file (src/loader/probe_points.cpp) and attaches the
 // uprobes for that process only, so other processes mapping the same library
 // (load generators included) are never trapped. Called at start for the
@@ -63,7 +64,9 @@ class TlsAttacher {
   using FileKey = std::pair<uint64_t, uint64_t>; // (dev, ino)
   struct Library {
     bool usable = false;
-    OpensslProbes probes;
+    int kind = 0;             // enum ot_tls_lib
+    uint64_t read_offset = 0; // uprobe offsets of the read and write functions
+    uint64_t write_offset = 0;
   };
   const Library& library(const FileKey& key, const std::string& path, bool expect_tls);
   bool attach(int pid, const FileKey& key, const std::string& path, const Library& lib);
