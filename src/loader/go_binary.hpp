@@ -61,7 +61,7 @@ private:
 struct GoProbePoint {
   uint64_t vaddr = 0;
   uint64_t file_offset = 0; // what a uprobe takes
-  std::string description;  // "crypto/tls.(*Conn).Read+0x4: jbe after cmp 0x10(%r14), %rsp (stack check)"
+  std::string description;  // "crypto/tls.(*Conn).Read+0x4: jbe 0x5a64cc after cmpq 0x10(%r14), %rsp (stack check)"
   // Set on a stack-check jbe: a hit with CF or ZF set in the saved flags is the branch
   // to morestack (stack growth, or a preemption request), after which the function runs
   // again from its entry and the point is hit a second time with the same arguments.
@@ -83,7 +83,8 @@ struct GoTlsProbes {
   GoProbePoint read_entry;
   // Points in (*Conn).Read after the plaintext has been copied into b (from the record
   // buffer c.input), where n_register holds n, the byte count Read returns (0: nothing
-  // copied). R14 is still g; b is not in a register: take it from read_entry, keyed by g.
+  // copied). R14 is still g, but the thread may differ (goroutines migrate); b is in no
+  // register: record it at read_entry keyed by (tgid, g) and take it from there.
   // Each Read call passes at most one of them, once. Empty when the layout is not
   // recognised (read_copied_why says why); then only the entry points are usable.
   std::vector<GoProbePoint> read_copied;
