@@ -123,9 +123,11 @@ struct tls_call {
 	__u64 cookie;     /* socket of the nested I/O, 0 until one happens */
 	__u64 wire_ns;    /* ingress: arrival of the first ciphertext byte read; egress: push time */
 	__u64 sp;         /* stack pointer at entry: its return has sp + 8 (nested calls) */
+	__u64 len;        /* Go Write: the plaintext length, known at entry */
+	__u8 emitted;     /* Go Write: its plaintext went out (at the first nested write) */
 	__u8 dir;         /* enum ot_dir */
 	__u8 lib;         /* enum ot_tls_lib */
-	__u8 _pad[6];
+	__u8 _pad[5];
 };
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -148,9 +150,36 @@ struct {
 	__type(value, __u64);
 } tls_socks SEC(".maps") __weak;
 
+/* Go crypto/tls calls, keyed by goroutine: a goroutine migrates between
+ * threads (a Read that waits resumes elsewhere), and its g stays in R14, also
+ * at the syscall (saved in pt_regs). No return probes on Go code: a call
+ * entry stays until the goroutine's next call overwrites it. */
+struct go_call_key {
+	__u32 tgid;
+	__u32 _pad;
+	__u64 g;
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct go_call_key);
+	__type(value, struct tls_call);
+} go_calls SEC(".maps") __weak;
+
+/* struct sock address -> socket cookie, made at a connection's first I/O: a
+ * Go Read served from what its handshake already read has no socket I/O of
+ * its own; its socket is then found from its file descriptor. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, __u64);
+} sk_cookies SEC(".maps") __weak;
+
 /* Set by userspace once a TLS probe is attached: until then socket I/O does
  * not look for TLS calls. */
 volatile __u32 tls_probes_active __weak = 0;
+volatile __u32 go_probes_active __weak = 0;
 
 static __always_inline void count_drop(__u32 kind)
 {
@@ -239,6 +268,44 @@ static __always_inline void fill_hdr(struct ot_event_hdr *h, __u32 type)
 	h->ts_ns = bpf_ktime_get_ns();
 	h->tgid = id >> 32;
 	h->tid = (__u32)id;
+}
+
+/* The plaintext of a TLS call as one OT_DATA_TLS data event on `cookie`:
+ * `count` bytes moved, the first ones copied from the caller's buffer. */
+static __always_inline void emit_plaintext(const struct tls_call *call, __u64 cookie, __u64 count)
+{
+	__u32 cpu = bpf_get_smp_processor_id();
+	struct data_scratch *s = bpf_map_lookup_elem(&scratch, &cpu);
+	if (!s)
+		return;
+	struct ot_data_event *ev = &s->ev;
+	fill_hdr(&ev->hdr, OT_EV_DATA);
+	__u8 dir = call->dir & 1;
+	ev->cookie = cookie;
+	ev->dir = dir;
+	ev->len = count;
+	ev->flags = OT_DATA_TLS;
+	ev->err = 0;
+	ev->fd = -1;
+	ev->syscall = OT_SYSCALL_TLS_BASE + call->lib;
+	ev->wire_ns = call->wire_ns;
+	ev->role = OT_ROLE_UNKNOWN;
+	ev->pos = 0;
+	struct ot_conn_state *st = bpf_map_lookup_elem(&conns, &cookie);
+	if (st) {
+		ev->role = st->role;
+		ev->pos = __sync_fetch_and_add(&st->pos[dir], count);
+	}
+	__u32 cap = count;
+	if (cap > cfg_capture_size)
+		cap = cfg_capture_size;
+	if (cap > OT_MAX_CAPTURE)
+		cap = OT_MAX_CAPTURE;
+	if (bpf_probe_read_user(s->buf, cap, (void *)call->buf))
+		cap = 0;
+	ev->cap = cap;
+	if (bpf_ringbuf_output(&events, ev, sizeof(*ev) + cap, ringbuf_flags()))
+		count_drop(OT_DROP_RINGBUF);
 }
 
 #endif

@@ -98,6 +98,22 @@ static __always_inline __u64 wire_time(struct ot_conn_state *st, struct sock *sk
 	return 0;
 }
 
+/* The Go crypto/tls call the current goroutine is in (g from R14, saved at
+ * the syscall), if any. A call bound to another socket is over (no return
+ * probes on Go code: the entry stays until the next call): dropped. */
+static __always_inline struct tls_call *go_call(__u32 tgid, __u64 cookie)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
+	struct go_call_key key = {.tgid = tgid, .g = regs->r14};
+	struct tls_call *call = bpf_map_lookup_elem(&go_calls, &key);
+	if (call && call->cookie && call->cookie != cookie) {
+		bpf_map_delete_elem(&go_calls, &key);
+		return NULL;
+	}
+	return call;
+}
+
 /* Socket I/O nested in a TLS library call: bind the call (and the library's
  * connection object) to this socket, and mark the socket as TLS so its
  * ciphertext is no longer copied. */
@@ -165,6 +181,8 @@ static __always_inline int handle_io(struct sock *sk, int ret, int flags, __u8 d
 			bpf_map_delete_elem(&accepted_socks, &skp);
 		}
 		st->tgid = tgid;
+		if (go_probes_active)
+			bpf_map_update_elem(&sk_cookies, &skp, &cookie, BPF_ANY);
 	}
 	/* Ciphertext inside a TLS library call: its plaintext is reported by the
 	 * call's return probe; the call learns its socket here. */
@@ -177,6 +195,8 @@ static __always_inline int handle_io(struct sock *sk, int ret, int flags, __u8 d
 			bpf_map_delete_elem(&tls_calls, &id);
 			call = NULL;
 		}
+		if (!call && go_probes_active)
+			call = go_call(tgid, cookie);
 	}
 	if (!call && (st->flags & OT_CONN_IGNORE))
 		return 0;
@@ -186,6 +206,14 @@ static __always_inline int handle_io(struct sock *sk, int ret, int flags, __u8 d
 	}
 	if (call) {
 		tls_bind_call(call, st, sk, cookie, tgid, dir);
+		/* Go's Write: its plaintext (known at entry) goes out now that its
+		 * socket is known, once for the call's several record writes. */
+		if (call->lib == OT_TLS_GO && call->dir == OT_DIR_EGRESS && dir == OT_DIR_EGRESS &&
+		    !call->emitted) {
+			call->emitted = 1;
+			if (call->len)
+				emit_plaintext(call, cookie, call->len);
+		}
 		return 0;
 	}
 	if ((st->flags & OT_CONN_TLS) && ret > 0)

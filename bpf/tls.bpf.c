@@ -65,46 +65,11 @@ static __always_inline int tls_exit(struct pt_regs *ctx)
 		if (c)
 			cookie = *c;
 	}
-	if (!cookie) {
+	if (cookie)
+		emit_plaintext(call, cookie, count);
+	else
 		count_drop(OT_DROP_TLS_NO_SOCKET);
-		bpf_map_delete_elem(&tls_calls, &id);
-		return 0;
-	}
-	__u32 cpu = bpf_get_smp_processor_id();
-	struct data_scratch *s = bpf_map_lookup_elem(&scratch, &cpu);
-	if (!s) {
-		bpf_map_delete_elem(&tls_calls, &id);
-		return 0;
-	}
-	struct ot_data_event *ev = &s->ev;
-	fill_hdr(&ev->hdr, OT_EV_DATA);
-	__u8 dir = call->dir & 1;
-	ev->cookie = cookie;
-	ev->dir = dir;
-	ev->len = count;
-	ev->flags = OT_DATA_TLS;
-	ev->err = 0;
-	ev->fd = -1;
-	ev->syscall = OT_SYSCALL_TLS_BASE + call->lib;
-	ev->wire_ns = call->wire_ns;
-	ev->role = OT_ROLE_UNKNOWN;
-	ev->pos = 0;
-	struct ot_conn_state *st = bpf_map_lookup_elem(&conns, &cookie);
-	if (st) {
-		ev->role = st->role;
-		ev->pos = __sync_fetch_and_add(&st->pos[dir], count);
-	}
-	__u32 cap = count;
-	if (cap > cfg_capture_size)
-		cap = cfg_capture_size;
-	if (cap > OT_MAX_CAPTURE)
-		cap = OT_MAX_CAPTURE;
-	if (bpf_probe_read_user(s->buf, cap, (void *)call->buf))
-		cap = 0;
 	bpf_map_delete_elem(&tls_calls, &id);
-	ev->cap = cap;
-	if (bpf_ringbuf_output(&events, ev, sizeof(*ev) + cap, ringbuf_flags()))
-		count_drop(OT_DROP_RINGBUF);
 	return 0;
 }
 
@@ -146,6 +111,137 @@ SEC("uretprobe")
 int BPF_KRETPROBE(ot_tls_exit)
 {
 	return tls_exit(ctx);
+}
+
+/* Go crypto/tls (src/loader/go_binary.hpp), register ABI (Go >= 1.17):
+ * (*Conn).Write(b) and (*Conn).Read(b) are probed on the jbe after their stack
+ * check: RAX = *tls.Conn, RBX = &b[0], RCX = len(b), R14 = g. A hit with CF or
+ * ZF set is the branch to morestack, after which the function starts over:
+ * not a call. Write's plaintext goes out at its first socket write
+ * (bpf/sock_io.bpf.c), which also names the socket; Read's at the point after
+ * the plaintext was copied into b, where a register holds n. The attach cookie
+ * says which (its byte offset in struct pt_regs, low 16 bits) and whether the
+ * binary's Go version has the struct layout go_conn_cookie walks (bit 16). */
+#define GO_COOKIE_LAYOUT_KNOWN (1u << 16)
+#define X86_EFLAGS_CF 0x0001
+#define X86_EFLAGS_ZF 0x0040
+
+static __always_inline int go_enter(struct pt_regs *ctx, __u8 dir)
+{
+	if (ctx->flags & (X86_EFLAGS_CF | X86_EFLAGS_ZF))
+		return 0;
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	if (!current_is_traced(tgid))
+		return 0;
+	struct go_call_key key = {.tgid = tgid, .g = ctx->r14};
+	struct tls_call call = {
+		.conn = ctx->ax,
+		.buf = ctx->bx,
+		.len = ctx->cx,
+		.dir = dir,
+		.lib = OT_TLS_GO,
+	};
+	bpf_map_update_elem(&go_calls, &key, &call, BPF_ANY);
+	return 0;
+}
+
+SEC("uprobe")
+int BPF_KPROBE(ot_go_write_enter)
+{
+	return go_enter(ctx, OT_DIR_EGRESS);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(ot_go_read_enter)
+{
+	return go_enter(ctx, OT_DIR_INGRESS);
+}
+
+/* The register at byte `offset` of struct pt_regs: the verifier allows no
+ * variable offset into the context, so through a copy on the stack. */
+static __always_inline __u64 reg_at(struct pt_regs *ctx, __u64 offset)
+{
+	struct pt_regs regs;
+	if (bpf_probe_read_kernel(&regs, sizeof(regs), ctx))
+		return 0;
+	__u64 idx = offset / 8;
+	if (idx >= sizeof(regs) / 8)
+		return 0;
+	return ((__u64 *)&regs)[idx];
+}
+
+/* The socket of a *tls.Conn from its file descriptor, for a Read served from
+ * what the handshake already read (no socket I/O inside the call). Layout of
+ * Go 1.17 to 1.23 (userspace attaches these probes only for those):
+ * tls.Conn{conn net.Conn (itab, data) ...}, data = *net.TCPConn whose first
+ * word is *netFD, netFD{pfd poll.FD{fdmu fdMutex (16 bytes), Sysfd int}}. The
+ * file found must be a socket we saw. */
+#define S_IFMT_ 00170000
+#define S_IFSOCK_ 0140000
+static __always_inline __u64 go_conn_cookie(__u64 tconn)
+{
+	__u64 data = 0, netfd = 0;
+	__s64 sysfd = -1;
+	if (bpf_probe_read_user(&data, sizeof(data), (void *)(tconn + 8)) || !data)
+		return 0;
+	if (bpf_probe_read_user(&netfd, sizeof(netfd), (void *)data) || !netfd)
+		return 0;
+	if (bpf_probe_read_user(&sysfd, sizeof(sysfd), (void *)(netfd + 16)))
+		return 0;
+	if (sysfd < 0 || sysfd >= (1 << 20))
+		return 0;
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct file **fds = BPF_CORE_READ(task, files, fdt, fd);
+	struct file *file = NULL;
+	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[sysfd]) || !file)
+		return 0;
+	if ((BPF_CORE_READ(file, f_inode, i_mode) & S_IFMT_) != S_IFSOCK_)
+		return 0;
+	struct socket *sock = BPF_CORE_READ(file, private_data);
+	__u64 sk = (__u64)BPF_CORE_READ(sock, sk);
+	__u64 *c = bpf_map_lookup_elem(&sk_cookies, &sk);
+	return c ? *c : 0;
+}
+
+SEC("uprobe")
+int BPF_KPROBE(ot_go_read_copied)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct go_call_key key = {.tgid = tgid, .g = ctx->r14};
+	struct tls_call *call = bpf_map_lookup_elem(&go_calls, &key);
+	if (!call || call->dir != OT_DIR_INGRESS)
+		return 0;
+	__u64 attach = bpf_get_attach_cookie(ctx);
+	__u64 n = reg_at(ctx, attach & 0xffff);
+	if (n == 0 || n > call->len) {
+		bpf_map_delete_elem(&go_calls, &key);
+		return 0;
+	}
+	__u64 cookie = call->cookie;
+	if (!cookie) {
+		struct tls_conn_key k = {.tgid = tgid, .conn = call->conn};
+		__u64 *c = bpf_map_lookup_elem(&tls_socks, &k);
+		if (c)
+			cookie = *c;
+	}
+	if (!cookie && (attach & GO_COOKIE_LAYOUT_KNOWN)) {
+		cookie = go_conn_cookie(call->conn);
+		if (cookie) {
+			struct tls_conn_key k = {.tgid = tgid, .conn = call->conn};
+			bpf_map_update_elem(&tls_socks, &k, &cookie, BPF_ANY);
+			struct ot_conn_state *st = bpf_map_lookup_elem(&conns, &cookie);
+			if (st && !(st->flags & OT_CONN_TLS)) {
+				__sync_fetch_and_or(&st->flags, OT_CONN_TLS);
+				__sync_fetch_and_and(&st->flags, ~OT_CONN_IGNORE);
+			}
+		}
+	}
+	if (cookie)
+		emit_plaintext(call, cookie, n);
+	else
+		count_drop(OT_DROP_TLS_NO_SOCKET);
+	bpf_map_delete_elem(&go_calls, &key);
+	return 0;
 }
 
 char LICENSE[] SEC("license") = "GPL";

@@ -251,6 +251,7 @@ int run_tracer(const Options& opt_in, const char* self_exe) {
   if (opt.tls) {
     tls = std::make_unique<TlsAttacher>(*probes);
     if (pc.filter_pid) {
+      tls->attach_global_files(opt.exes);
       for (uint32_t p : traced_now) tls->scan(p);
       if (launching) {
         // Before exec: what the command will map (the kernel installs the

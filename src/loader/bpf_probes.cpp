@@ -115,6 +115,36 @@ std::vector<bpf_link*> BpfProbes::attach_tls(int lib, int pid, const std::string
   return links;
 }
 
+std::vector<bpf_link*> BpfProbes::attach_go(int pid, const std::string& path,
+                                            uint64_t write_offset, uint64_t read_offset,
+                                            uint64_t copied_offset, int n_regs_offset,
+                                            bool layout_known, std::string* error) {
+  struct Point {
+    bpf_program* prog;
+    uint64_t offset;
+    uint64_t cookie;
+  };
+  const Point points[] = {{skel_->progs.ot_go_write_enter, write_offset, 0},
+                          {skel_->progs.ot_go_read_enter, read_offset, 0},
+                          {skel_->progs.ot_go_read_copied, copied_offset,
+                           uint64_t(n_regs_offset) | (layout_known ? 1u << 16 : 0)}};
+  std::vector<bpf_link*> links;
+  for (const Point& p : points) {
+    LIBBPF_OPTS(bpf_uprobe_opts, opts, .bpf_cookie = p.cookie);
+    bpf_link* l = bpf_program__attach_uprobe_opts(p.prog, pid, path.c_str(), p.offset, &opts);
+    if (!l) {
+      int err = errno;
+      *error = fmt::format("cannot attach a uprobe to '{}' at offset {:#x}{}: {}", path, p.offset,
+                           pid >= 0 ? fmt::format(" in process {}", pid) : "", strerror(err));
+      destroy_links(links);
+      return {};
+    }
+    links.push_back(l);
+  }
+  if (skel_->bss) skel_->bss->go_probes_active = 1;
+  return links;
+}
+
 void BpfProbes::destroy_links(std::vector<bpf_link*>& links) {
   for (bpf_link* l : links) bpf_link__destroy(l);
   links.clear();

@@ -51,6 +51,14 @@ class BpfProbes {
   std::vector<bpf_link*> attach_tls(int lib, int pid, const std::string& path,
                                     uint64_t read_offset, uint64_t write_offset,
                                     std::string* error);
+  // Go crypto/tls: entry points of (*Conn).Write and (*Conn).Read and the
+  // point in Read after the copy, where the register at byte `n_regs_offset`
+  // of struct pt_regs holds the count. `layout_known`: the binary's Go
+  // version lays out tls.Conn/net.TCPConn/poll.FD as bpf/tls.bpf.c reads them
+  // (go_conn_cookie). No return probes (Go moves stacks).
+  std::vector<bpf_link*> attach_go(int pid, const std::string& path, uint64_t write_offset,
+                                   uint64_t read_offset, uint64_t copied_offset,
+                                   int n_regs_offset, bool layout_known, std::string* error);
   static void destroy_links(std::vector<bpf_link*>& links);
   // Socket I/O starts looking for TLS calls (once the first probe is attached).
   void enable_tls();

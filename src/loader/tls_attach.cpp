@@ -30,6 +30,12 @@ int tls_library_kind(const std::string& path) {
   return 0;
 }
 
+// 19 for "go1.19.8"; 0 when not of that form.
+int go_minor_of(const std::string& v) {
+  if (v.rfind("go1.", 0) != 0) return 0;
+  return atoi(v.c_str() + 4);
+}
+
 // The argument positions bpf/tls.bpf.c's GnuTLS programs read.
 constexpr TlsCallArgs kGnutlsRecvArgs{1, 3, 2, 23};
 constexpr TlsCallArgs kGnutlsSendArgs{1, 5, 2, 23};
@@ -130,13 +136,39 @@ const TlsAttacher::Library& TlsAttacher::library(const FileKey& key, const std::
       messages_.push_back(fmt::format("TLS plaintext of '{}' not traced: {}", path, gerr));
     }
   }
+  if (!lib.usable && !kind) { // an executable: Go's crypto/tls?
+    std::string goerr;
+    if (auto g = find_go_tls_probes(path, &goerr)) {
+      if (g->read_copied.empty()) {
+        messages_.push_back(fmt::format("TLS plaintext of '{}' ({}) not traced: {}", path,
+                                        g->go_version, g->read_copied_why));
+      } else {
+        lib.usable = true;
+        lib.kind = OT_TLS_GO;
+        lib.write_offset = g->write_entry.file_offset;
+        lib.read_offset = g->read_entry.file_offset;
+        lib.copied_offset = g->read_copied.front().file_offset;
+        lib.n_regs_offset = g->read_copied.front().n_pt_regs_offset;
+        lib.version = g->go_version;
+        lib.go_minor = go_minor_of(g->go_version);
+      }
+    } else if (goerr.find("not a Go executable") == std::string::npos &&
+               goerr.rfind("no crypto/tls", 0) != 0) {
+      messages_.push_back(fmt::format("TLS plaintext of '{}' not traced: {}", path, goerr));
+    }
+  }
   return libs_.emplace(key, std::move(lib)).first->second;
 }
 
 bool TlsAttacher::attach(int pid, const FileKey& key, const std::string& path,
                          const Library& lib) {
   std::string err;
-  auto links = probes_.attach_tls(lib.kind, pid, path, lib.read_offset, lib.write_offset, &err);
+  auto links = lib.kind == OT_TLS_GO
+                   ? probes_.attach_go(pid, path, lib.write_offset, lib.read_offset,
+                                       lib.copied_offset, lib.n_regs_offset,
+                                       lib.go_minor >= 17 && lib.go_minor <= 23, &err)
+                   : probes_.attach_tls(lib.kind, pid, path, lib.read_offset, lib.write_offset,
+                                        &err);
   if (links.empty()) {
     const uint32_t who = pid < 0 ? kGlobal : uint32_t(pid);
     // Said once, not retried; a process that exited meanwhile is no news.
@@ -215,6 +247,22 @@ int TlsAttacher::attach_files(uint32_t pid, const std::vector<std::string>& path
     if (lib.usable && attach(int(pid), key, path, lib)) added++;
   }
   if (procs_[pid].empty()) procs_.erase(pid);
+  return added;
+}
+
+int TlsAttacher::attach_global_files(const std::vector<std::string>& paths) {
+  int added = 0;
+  for (const auto& path : paths) {
+    struct stat st{};
+    if (stat(path.c_str(), &st) != 0) continue;
+    FileKey key{uint64_t(st.st_dev), uint64_t(st.st_ino)};
+    if (global_.count(key)) continue;
+    const Library& lib = library(key, path, false);
+    if (lib.usable && attach(-1, key, path, lib)) {
+      global_[key] = true;
+      added++;
+    }
+  }
   return added;
 }
 

@@ -18,6 +18,7 @@
 #include <utility>
 #include <vector>
 
+#include "loader/go_binary.hpp"
 #include "loader/probe_points.hpp"
 
 struct bpf_link;
@@ -39,6 +40,10 @@ class TlsAttacher {
   // Launch mode, before the command execs: the files it will load (its
   // executable, the system's libssl), probed for its PID already.
   int attach_files(uint32_t pid, const std::vector<std::string>& paths);
+  // --exe targets: TLS code inside the executable itself (Go, static OpenSSL)
+  // is probed once for every process running it — only those trap — so a
+  // process exec'd later is covered from its first instruction.
+  int attach_global_files(const std::vector<std::string>& paths);
   // Every process mapping a library found in `pids` (tracing all processes).
   int scan_global(const std::vector<uint32_t>& pids);
   // A traced process forked. Attaching a uprobe takes tens of milliseconds
@@ -67,6 +72,10 @@ class TlsAttacher {
     int kind = 0;             // enum ot_tls_lib
     uint64_t read_offset = 0; // uprobe offsets of the read and write functions
     uint64_t write_offset = 0;
+    uint64_t copied_offset = 0; // Go: Read's point after the copy
+    int n_regs_offset = -1;     // Go: where the count is there (struct pt_regs)
+    std::string version;        // Go: the toolchain version
+    int go_minor = 0;           // Go: 19 for go1.19.x
   };
   const Library& library(const FileKey& key, const std::string& path, bool expect_tls);
   bool attach(int pid, const FileKey& key, const std::string& path, const Library& lib);
