@@ -1,4 +1,5 @@
-# Shared by bench/nginx_wrk.sh, bench/lossless_rate.sh and bench/startup.sh (sourced, not run).
+# Shared by bench/nginx_wrk.sh, bench/nginx_https.sh, bench/lossless_rate.sh, bench/startup.sh and
+# bench/db_bench.sh (sourced, not run).
 #
 # Provides: a private nginx (start_nginx), a private copy of the tracer, process helpers
 # (CPU, memory, BPF program statistics from /proc), kernel.bpf_stats_enabled handling and one
@@ -92,6 +93,9 @@ setup_work() { # prefix
 # ---- nginx ---------------------------------------------------------------------------------
 # start_nginx: nginx on 127.0.0.1:$PORT with $WORKERS workers, access_log off, sendfile on,
 # a 612-byte index.html (at $URL); sets NGINX_PID, waits until it answers.
+# With NGINX_TLS_CERT and NGINX_TLS_KEY set (PEM files), it listens with TLS (`listen ... ssl`;
+# nginx then writes the body with SSL_write, sendfile does not apply) and the caller sets
+# URL=https://...; the readiness check does not verify the certificate.
 start_nginx() {
   if command -v ss >/dev/null && [ -n "$(ss -Hltn "sport = :$PORT" 2>/dev/null)" ]; then
     die "port $PORT is already in use (another benchmark running?): set PORT"
@@ -125,8 +129,10 @@ http {
   uwsgi_temp_path $WORK/tmp/uwsgi;
   scgi_temp_path $WORK/tmp/scgi;
   server {
-    listen 127.0.0.1:$PORT;
-    root $WORK/html;
+    listen 127.0.0.1:$PORT${NGINX_TLS_CERT:+ ssl};
+    root $WORK/html;${NGINX_TLS_CERT:+
+    ssl_certificate $NGINX_TLS_CERT;
+    ssl_certificate_key $NGINX_TLS_KEY;}
   }
 }
 EOF
@@ -134,7 +140,7 @@ EOF
   NGINX_PID=$!
   local i
   for i in $(seq 100); do
-    python3 -c "import urllib.request; urllib.request.urlopen('$URL', timeout=1).read()" 2>/dev/null && break
+    python3 -c "import ssl, urllib.request; urllib.request.urlopen('$URL', timeout=1, context=ssl._create_unverified_context()).read()" 2>/dev/null && break
     kill -0 "$NGINX_PID" 2>/dev/null || { cat "$WORK/nginx.stderr" "$WORK/error.log" >&2 2>/dev/null; NGINX_PID=; die "nginx did not start"; }
     sleep 0.1
   done

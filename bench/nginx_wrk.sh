@@ -27,6 +27,7 @@
 set -euo pipefail
 NAME=nginx_wrk.sh
 source "$(dirname "$0")/nginx_common.sh"
+source "$(dirname "$0")/nginx_ab.sh"
 THREADS=${THREADS:-1}
 CONNS=${CONNS:-8}
 DURATION=${DURATION:-5s}
@@ -61,87 +62,7 @@ fi
 start_nginx
 echo "nginx master $NGINX_PID, workers: $(nginx_workers)"
 
-# ---- runs ------------------------------------------------------------------------------
-# one line of runs.tsv: the fields joined by tabs (24 columns)
-row() { local IFS=$'\t'; echo "$*"; }
-row pair side order rps completed p99_us records valid drops nginx_cpu_s wrk_cpu_s tracer_user_s tracer_sys_s tracer_cpu_s \
-  bpf_ns bpf_runs bpf_progs hwm_start_kb rss_kb hwm_kb bpfmap_kb anon_kb timed_calls tracer_summary >"$OUT/runs.tsv"
-
-# wrk; its CPU seconds go to $1.cpu
-run_wrk() { fg_run $STATS run "$1" wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency "$URL"; }
-
-within_conns() { [ $(($1 - $2)) -le "$CONNS" ] && [ $(($2 - $1)) -le "$CONNS" ]; }
-
-record_count() { grep -c '"kind":"request"' "$1" 2>/dev/null || true; }
-
-run_a() { # round order
-  local n0 n1 rps completed p99
-  n0=$(nginx_cpu)
-  run_wrk "$OUT/wrk-$1-A.txt"
-  n1=$(nginx_cpu)
-  read -r rps completed p99 < <($STATS parse "$OUT/wrk-$1-A.txt")
-  row "$1" A "$2" "$rps" "$completed" "$p99" - - - "$(fsub "$n0" "$n1")" "$(cat "$OUT/wrk-$1-A.txt.cpu")" \
-    - - - - - - - - - - - - - >>"$OUT/runs.tsv"
-  printf '  round %2d A: %9.0f req/s  p99 %7.0f us\n' "$1" "$rps" "$p99"
-}
-
-# traced_wrk ROUND SIDE PID: wrk while PID (tracer or bpftrace) runs; BPF program snapshots
-# around wrk; sets n_cpu, rps, completed, p99, bpf_ns, bpf_runs, bpf_progs, hwm_start
-traced_wrk() {
-  local n0 n1
-  $STATS bpfprogs "$3" >"$OUT/bpf-$1-$2.before"
-  # peak RSS while starting; then VmHWM restarts from the current RSS (peak during the run)
-  read -r _ hwm_start _ _ < <($STATS mem-reset "$3")
-  n0=$(nginx_cpu)
-  run_wrk "$OUT/wrk-$1-$2.txt"
-  n1=$(nginx_cpu)
-  $STATS bpfprogs "$3" >"$OUT/bpf-$1-$2.after"
-  read -r bpf_ns bpf_runs bpf_progs < <($STATS bpfdelta "$OUT/bpf-$1-$2.before" "$OUT/bpf-$1-$2.after" "$OUT/bpf-$1-$2.tsv")
-  rm -f "$OUT/bpf-$1-$2.before" "$OUT/bpf-$1-$2.after"
-  n_cpu=$(fsub "$n0" "$n1")
-  read -r rps completed p99 < <($STATS parse "$OUT/wrk-$1-$2.txt")
-}
-
-run_b() { # round order
-  local nd="$OUT/trace-$1.ndjson" err="$OUT/tracer-$1.err" pid
-  rm -f "$nd"; : >"$err"
-  "$TRACER" --pid "$NGINX_PID" -q -o "$nd" 2>"$err" &
-  pid=$!; register_bg "$pid"
-  wait_attached "$pid" "$err"
-  local tu0 ts0 tc0
-  read -r tu0 ts0 < <(proc_cpu_split "$pid") # CPU from here on: attach and startup excluded
-  tc0=$(proc_cpu_ns "$pid")
-  traced_wrk "$1" B "$pid"
-  # let the tracer catch up: stop once the record count is stable for 1 s (at most 30 s)
-  local prev=-1 cur
-  for _ in $(seq 60); do
-    cur=$(record_count "$nd")
-    [ "$cur" = "$prev" ] && break
-    prev=$cur
-    sleep 0.5
-  done
-  local tu ts rss hwm maps anon
-  local tc
-  read -r tu ts < <(proc_cpu_split "$pid")
-  tu=$(fsub "$tu0" "$tu"); ts=$(fsub "$ts0" "$ts"); tc=$(awk -v a="$tc0" -v b="$(proc_cpu_ns "$pid")" 'BEGIN{printf "%.4f", b - a}')
-  read -r rss hwm maps anon < <($STATS mem "$pid")
-  stop_bg "$pid" 60
-  local records s_records drops events summary valid=yes
-  records=$(record_count "$nd")
-  read -r s_records drops events < <($STATS summary-line "$err")
-  summary=$(grep -E 'records|lost' "$err" | tail -1 | sed 's/^odigos-trace: //' | tr '\t' ' ')
-  within_conns "$records" "$completed" || valid=no
-  [ "$drops" = 0 ] || valid=no
-  grep -q 'events lost (ring buffer full)' "$err" && valid=no
-  row "$1" B "$2" "$rps" "$completed" "$p99" "$records" "$valid" "$drops" "$n_cpu" "$(cat "$OUT/wrk-$1-B.txt.cpu")" \
-    "$tu" "$ts" "$tc" "$bpf_ns" "$bpf_runs" "$bpf_progs" "$hwm_start" "$rss" "$hwm" "$maps" "$anon" - "$summary" >>"$OUT/runs.tsv"
-  printf '  round %2d B: %9.0f req/s  p99 %7.0f us  wrk completed %s, records %s, lost %s (%s); tracer CPU %ss (user %ss, sys %ss); BPF %s ns/req; RSS %s MiB (peak %s, at start %s, ring buffer maps %s)\n' \
-    "$1" "$rps" "$p99" "$completed" "$records" "$drops" "$([ $valid = yes ] && echo valid || echo INVALID)" "$tc" "$tu" "$ts" \
-    "$(awk -v a="$bpf_ns" -v n="$completed" 'BEGIN{printf "%.0f", n ? a / n : 0}')" \
-    "$((rss / 1024))" "$((hwm / 1024))" "$((hwm_start / 1024))" "$((maps / 1024))"
-  rm -f "$nd" # large; the count is in runs.tsv
-}
-
+# ---- runs: A and B (run_a, run_b, run_rounds) are in nginx_ab.sh -------------------------
 run_c() { # round order
   local err="$OUT/bpftrace-$1.err" hist="$OUT/bpftrace-$1.out" pid
   # shellcheck disable=SC2046
@@ -170,22 +91,7 @@ run_c() { # round order
     "$(awk -v a="$bpf_ns" -v n="$completed" 'BEGIN{printf "%.0f", n ? a / n : 0}')"
 }
 
-LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
-echo "warm-up (discarded)"
-fg_run $STATS run "$OUT/wrk-warmup.txt" wrk -t"$THREADS" -c"$CONNS" -d2s "$URL"
-n=${#SIDES[@]}
-for ((p = 1; p <= ROUNDS; p++)); do
-  # rotate: ABC, BCA, CAB, ... (AB, BA with two sides)
-  order=
-  for ((i = 0; i < n; i++)); do order+=${SIDES[$(((p - 1 + i) % n))]}; done
-  for ((i = 0; i < n; i++)); do
-    case ${order:$i:1} in
-      A) run_a "$p" "$order" ;;
-      B) run_b "$p" "$order" ;;
-      C) run_c "$p" "$order" ;;
-    esac
-  done
-done
+run_rounds "$ROUNDS" "${SIDES[@]}"
 
 # ---- summary -----------------------------------------------------------------------------
 {

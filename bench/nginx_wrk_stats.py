@@ -17,8 +17,9 @@
   bthist FILE                 bpftrace histogram counts: "total sendfile writev recvfrom"
   attached-wait PID OUTFILE   wait until bpftrace (PID, stdout in OUTFILE) attached all the
                               probes it announced
-  summary RUNS.TSV            medians, ratios B/A, C/A (and B/C) with bootstrap CIs,
-                              CPU, BPF run time and memory per request
+  summary RUNS.TSV [C_LABEL]  medians, ratios B/A, C/A (and B/C) with bootstrap CIs,
+                              CPU, BPF run time and memory per request; C_LABEL names
+                              side C when it is not the bpftrace reference
   startup OUT.TSV LABEL N -- CMD...
                               run CMD N times; time from exec to the "attached" line on its
                               stderr, measured from outside; append rows to OUT.TSV
@@ -256,7 +257,12 @@ def fnum(s):
         return None
 
 
-def summary(path):
+def summary(path, c_label=None):
+    """c_label names side C (default: the bpftrace reference of nginx_wrk.sh), e.g.
+    "odigos-trace --no-tls"; with a label, side C is another tracer run, valid when it lost
+    no events."""
+    c_name = c_label or "bpftrace"
+    c_short = c_name.ljust(12)
     rows = [l.rstrip("\n").split("\t") for l in open(path)]
     head, rows = rows[0], rows[1:]
     col = {name: i for i, name in enumerate(head)}
@@ -272,7 +278,9 @@ def summary(path):
         print(f"  INVALID B runs (records != wrk completed +- connections, or events lost): "
               f"rounds {', '.join(bad['B'])}")
     if bad["C"]:
-        print(f"  INVALID C runs (bpftrace did not time every request's sendfile): "
+        why = ("bpftrace did not time every request's sendfile" if not c_label
+               else "events lost")
+        print(f"  INVALID C runs ({why}): "
               f"rounds {', '.join(bad['C'])}")
     if not okB:
         return 1
@@ -292,7 +300,7 @@ def summary(path):
                 f"{len(pairs)} rounds); per-round {per[0]:{fmt}}..{per[-1]:{fmt}}, median {st.median(per):{fmt}}")
 
     every = [p for p in A]
-    for s, rs, ok in (("A untraced", A, every), ("B odigos  ", B, okB), ("C bpftrace", C, okC)):
+    for s, rs, ok in (("A untraced", A, every), ("B odigos  ", B, okB), ("C " + c_name.ljust(8), C, okC)):
         if not ok:
             continue
         r, p99 = f(rs, "rps", ok), f(rs, "p99_us", ok)
@@ -301,7 +309,7 @@ def summary(path):
     print(ratio_line("B/A requests/s", B, A, okB, "rps"))
     if okC:
         print(ratio_line("C/A requests/s", C, A, okC, "rps"))
-        print(ratio_line("B/C requests/s (> 1: odigos-trace cheaper than bpftrace)", B, C, okBC, "rps")
+        print(ratio_line(f"B/C requests/s (> 1: odigos-trace cheaper than {c_name})", B, C, okBC, "rps")
               if okBC else "B/C: no round with both B and C valid")
     print(ratio_line("B/A p99 latency", B, A, okB, "p99_us", ".2f"))
     if okC:
@@ -329,7 +337,7 @@ def summary(path):
     if okC:
         cu, cs = per_req(C, "tracer_user_s", okC), per_req(C, "tracer_sys_s", okC)
         cc = per_req(C, "tracer_cpu_s", okC)
-        print(f"  bpftrace process:     {med(cc):.2f} per request (user {med(cu):.2f}, system {med(cs):.2f})")
+        print(f"  {c_name + ' process:':<21} {med(cc):.2f} per request (user {med(cu):.2f}, system {med(cs):.2f})")
 
     def bpf_lines(label, rs, pairs):
         ns, runs = f(rs, "bpf_ns", pairs), f(rs, "bpf_runs", pairs)
@@ -347,7 +355,7 @@ def summary(path):
     bpf_lines("odigos-trace", B, okB)
     per_prog(os.path.dirname(path), "B", okB, {p: float(B[p][col["completed"]]) for p in okB})
     if okC:
-        bpf_lines("bpftrace    ", C, okC)
+        bpf_lines(c_short, C, okC)
 
     def mem_lines(label, rs, pairs):
         rss, hwm = f(rs, "rss_kb", pairs), f(rs, "hwm_kb", pairs)
@@ -365,7 +373,7 @@ def summary(path):
           "mapping in /proc/PID/smaps):")
     mem_lines("odigos-trace", B, okB)
     if okC:
-        mem_lines("bpftrace    ", C, okC)
+        mem_lines(c_short, C, okC)
     ta = [x + y for x, y in zip(per_req(A, "nginx_cpu_s", okB), per_req(A, "wrk_cpu_s", okB))]
     tt = [x + y + z for x, y, z in zip(per_req(B, "nginx_cpu_s", okB), per_req(B, "wrk_cpu_s", okB), tc)]
     lo, hi = bootstrap_ratio(tt, ta)
@@ -507,7 +515,7 @@ def main():
     if cmd == "attached-wait":
         return attached_wait(int(a[0]), a[1])
     if cmd == "summary":
-        return summary(a[0])
+        return summary(a[0], a[1] if len(a) > 1 else None)
     if cmd == "startup":
         label, n = a[1], int(a[2])
         assert a[3] == "--"

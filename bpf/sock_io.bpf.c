@@ -122,8 +122,11 @@ static __always_inline void tls_bind_call(struct tls_call *call, struct ot_conn_
 {
 	if (call->cookie != cookie) {
 		call->cookie = cookie;
+		/* Written when it changes only: a lookup is cheaper than an LRU update. */
 		struct tls_conn_key k = {.tgid = tgid, .conn = call->conn};
-		bpf_map_update_elem(&tls_socks, &k, &cookie, BPF_ANY);
+		__u64 *known = bpf_map_lookup_elem(&tls_socks, &k);
+		if (!known || *known != cookie)
+			bpf_map_update_elem(&tls_socks, &k, &cookie, BPF_ANY);
 	}
 	if (!(st->flags & OT_CONN_TLS)) {
 		__sync_fetch_and_or(&st->flags, OT_CONN_TLS);

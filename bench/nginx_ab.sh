@@ -1,0 +1,134 @@
+# A/B rounds of wrk against the private nginx of nginx_common.sh, shared by bench/nginx_wrk.sh and
+# bench/nginx_https.sh (sourced after nginx_common.sh, not run).
+#
+#   A: wrk untraced
+#   B: wrk while `odigos-trace --pid <nginx master> -q -o FILE` runs; wrk starts once the tracer
+#      is attached. Valid when the records of FILE (lines matching RECORD_PATTERN) equal wrk's
+#      completed requests within +-CONNS (requests in flight when wrk stops) and the tracer's
+#      summary says 0 events lost.
+# Each run appends one row to $OUT/runs.tsv (`nginx_wrk_stats.py summary` reads it) and BPF
+# program statistics of B runs to $OUT/bpf-ROUND-B.tsv. A third side C is the caller's run_c
+# (run_odigos runs the tracer with other arguments).
+#
+# The caller sets OUT, URL, THREADS, CONNS, DURATION (and what nginx_common.sh needs) and may
+# set RECORD_PATTERN (default: every "kind":"request" record).
+# shellcheck shell=bash
+
+RECORD_PATTERN=${RECORD_PATTERN:-'"kind":"request"'}
+
+# one line of runs.tsv: the fields joined by tabs (24 columns)
+row() { local IFS=$'\t'; echo "$*"; }
+runs_header() {
+  row pair side order rps completed p99_us records valid drops nginx_cpu_s wrk_cpu_s tracer_user_s tracer_sys_s tracer_cpu_s \
+    bpf_ns bpf_runs bpf_progs hwm_start_kb rss_kb hwm_kb bpfmap_kb anon_kb timed_calls tracer_summary >"$OUT/runs.tsv"
+}
+
+# wrk; its CPU seconds go to $1.cpu
+run_wrk() { fg_run $STATS run "$1" wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency "$URL"; }
+
+within_conns() { [ $(($1 - $2)) -le "$CONNS" ] && [ $(($2 - $1)) -le "$CONNS" ]; }
+
+# records of FILE that count (lines matching RECORD_PATTERN, an extended regular expression)
+record_count() { grep -cE "$RECORD_PATTERN" "$1" 2>/dev/null || true; }
+
+run_a() { # round order
+  local n0 n1 rps completed p99
+  n0=$(nginx_cpu)
+  run_wrk "$OUT/wrk-$1-A.txt"
+  n1=$(nginx_cpu)
+  read -r rps completed p99 < <($STATS parse "$OUT/wrk-$1-A.txt")
+  row "$1" A "$2" "$rps" "$completed" "$p99" - - - "$(fsub "$n0" "$n1")" "$(cat "$OUT/wrk-$1-A.txt.cpu")" \
+    - - - - - - - - - - - - - >>"$OUT/runs.tsv"
+  printf '  round %2d A: %9.0f req/s  p99 %7.0f us\n' "$1" "$rps" "$p99"
+}
+
+# traced_wrk ROUND SIDE PID: wrk while PID (tracer or bpftrace) runs; BPF program snapshots
+# around wrk; sets n_cpu, rps, completed, p99, bpf_ns, bpf_runs, bpf_progs, hwm_start
+traced_wrk() {
+  local n0 n1
+  $STATS bpfprogs "$3" >"$OUT/bpf-$1-$2.before"
+  # peak RSS while starting; then VmHWM restarts from the current RSS (peak during the run)
+  read -r _ hwm_start _ _ < <($STATS mem-reset "$3")
+  n0=$(nginx_cpu)
+  run_wrk "$OUT/wrk-$1-$2.txt"
+  n1=$(nginx_cpu)
+  $STATS bpfprogs "$3" >"$OUT/bpf-$1-$2.after"
+  read -r bpf_ns bpf_runs bpf_progs < <($STATS bpfdelta "$OUT/bpf-$1-$2.before" "$OUT/bpf-$1-$2.after" "$OUT/bpf-$1-$2.tsv")
+  rm -f "$OUT/bpf-$1-$2.before" "$OUT/bpf-$1-$2.after"
+  n_cpu=$(fsub "$n0" "$n1")
+  read -r rps completed p99 < <($STATS parse "$OUT/wrk-$1-$2.txt")
+}
+
+run_b() { run_odigos "$1" "$2" B records; } # round order
+
+# run_odigos ROUND ORDER SIDE CHECK [TRACER ARGS...]: wrk while `odigos-trace --pid <nginx
+# master> [ARGS] -q -o FILE` runs. CHECK "records": valid when FILE's records match wrk's
+# completed requests (+-CONNS) and no event was lost; "lost": only the latter (a side whose
+# tracer is not expected to write a record per request, e.g. --no-tls on HTTPS).
+run_odigos() {
+  local round=$1 order=$2 side=$3 check=$4 sfx=
+  shift 4
+  [ "$side" = B ] || sfx=-$side
+  local nd="$OUT/trace-$round$sfx.ndjson" err="$OUT/tracer-$round$sfx.err" pid
+  rm -f "$nd"; : >"$err"
+  "$TRACER" --pid "$NGINX_PID" "$@" -q -o "$nd" 2>"$err" &
+  pid=$!; register_bg "$pid"
+  wait_attached "$pid" "$err"
+  local tu0 ts0 tc0
+  read -r tu0 ts0 < <(proc_cpu_split "$pid") # CPU from here on: attach and startup excluded
+  tc0=$(proc_cpu_ns "$pid")
+  traced_wrk "$round" "$side" "$pid"
+  # let the tracer catch up: stop once the record count is stable for 1 s (at most 30 s)
+  local prev=-1 cur
+  for _ in $(seq 60); do
+    cur=$(record_count "$nd")
+    [ "$cur" = "$prev" ] && break
+    prev=$cur
+    sleep 0.5
+  done
+  local tu ts rss hwm maps anon
+  local tc
+  read -r tu ts < <(proc_cpu_split "$pid")
+  tu=$(fsub "$tu0" "$tu"); ts=$(fsub "$ts0" "$ts"); tc=$(awk -v a="$tc0" -v b="$(proc_cpu_ns "$pid")" 'BEGIN{printf "%.4f", b - a}')
+  read -r rss hwm maps anon < <($STATS mem "$pid")
+  stop_bg "$pid" 60
+  local records s_records drops events summary valid=yes
+  records=$(record_count "$nd")
+  read -r s_records drops events < <($STATS summary-line "$err")
+  summary=$(grep -E 'records|lost' "$err" | tail -1 | sed 's/^odigos-trace: //' | tr '\t' ' ')
+  [ "$check" != records ] || within_conns "$records" "$completed" || valid=no
+  [ "$drops" = 0 ] || valid=no
+  grep -q 'events lost (ring buffer full)' "$err" && valid=no
+  row "$round" "$side" "$order" "$rps" "$completed" "$p99" "$records" "$valid" "$drops" "$n_cpu" "$(cat "$OUT/wrk-$round-$side.txt.cpu")" \
+    "$tu" "$ts" "$tc" "$bpf_ns" "$bpf_runs" "$bpf_progs" "$hwm_start" "$rss" "$hwm" "$maps" "$anon" - "$summary" >>"$OUT/runs.tsv"
+  printf '  round %2d %s: %9.0f req/s  p99 %7.0f us  wrk completed %s, records %s, lost %s (%s); tracer CPU %ss (user %ss, sys %ss); BPF %s ns/req; RSS %s MiB (peak %s, at start %s, ring buffer maps %s)\n' \
+    "$round" "$side" "$rps" "$p99" "$completed" "$records" "$drops" "$([ $valid = yes ] && echo valid || echo INVALID)" "$tc" "$tu" "$ts" \
+    "$(awk -v a="$bpf_ns" -v n="$completed" 'BEGIN{printf "%.0f", n ? a / n : 0}')" \
+    "$((rss / 1024))" "$((hwm / 1024))" "$((hwm_start / 1024))" "$((maps / 1024))"
+  rm -f "$nd" # large; the count is in runs.tsv
+}
+
+# run_rounds ROUNDS SIDE...: a discarded 2 s warm-up, then ROUNDS rounds of the sides in
+# rotating order (ABC, BCA, CAB, ...; AB, BA with two) so that drift hits every side; run_X
+# runs side X. Sets LOAD_START (load average before the first run).
+run_rounds() {
+  local rounds=$1 p i n order
+  shift
+  local sides=("$@")
+  runs_header
+  LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+  echo "warm-up (discarded)"
+  fg_run $STATS run "$OUT/wrk-warmup.txt" wrk -t"$THREADS" -c"$CONNS" -d2s "$URL"
+  n=${#sides[@]}
+  for ((p = 1; p <= rounds; p++)); do
+    order=
+    for ((i = 0; i < n; i++)); do order+=${sides[$(((p - 1 + i) % n))]}; done
+    for ((i = 0; i < n; i++)); do
+      case ${order:$i:1} in
+        A) run_a "$p" "$order" ;;
+        B) run_b "$p" "$order" ;;
+        C) run_c "$p" "$order" ;;
+      esac
+    done
+  done
+}
