@@ -34,6 +34,17 @@ static __always_inline int tls_enter(struct pt_regs *ctx, __u8 dir, __u8 lib, __
 	return 0;
 }
 
+/* The socket of a call: bound by its nested socket I/O, or known for its
+ * connection object from an earlier call (0: unknown). */
+static __always_inline __u64 call_cookie(__u32 tgid, const struct tls_call *call)
+{
+	if (call->cookie)
+		return call->cookie;
+	struct tls_conn_key k = {.tgid = tgid, .conn = call->conn};
+	__u64 *c = bpf_map_lookup_elem(&tls_socks, &k);
+	return c ? *c : 0;
+}
+
 static __always_inline int tls_exit(struct pt_regs *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
@@ -57,14 +68,7 @@ static __always_inline int tls_exit(struct pt_regs *ctx)
 		bpf_map_delete_elem(&tls_calls, &id);
 		return 0;
 	}
-	__u64 cookie = call->cookie;
-	__u32 tgid = id >> 32;
-	if (!cookie) {
-		struct tls_conn_key k = {.tgid = tgid, .conn = call->conn};
-		__u64 *c = bpf_map_lookup_elem(&tls_socks, &k);
-		if (c)
-			cookie = *c;
-	}
+	__u64 cookie = call_cookie(id >> 32, call);
 	if (cookie)
 		emit_plaintext(call, cookie, count);
 	else
@@ -217,13 +221,7 @@ int BPF_KPROBE(ot_go_read_copied)
 		bpf_map_delete_elem(&go_calls, &key);
 		return 0;
 	}
-	__u64 cookie = call->cookie;
-	if (!cookie) {
-		struct tls_conn_key k = {.tgid = tgid, .conn = call->conn};
-		__u64 *c = bpf_map_lookup_elem(&tls_socks, &k);
-		if (c)
-			cookie = *c;
-	}
+	__u64 cookie = call_cookie(tgid, call);
 	if (!cookie && (attach & GO_COOKIE_LAYOUT_KNOWN)) {
 		cookie = go_conn_cookie(call->conn);
 		if (cookie) {

@@ -6,6 +6,7 @@
 #include <cstdarg>
 #include <cstring>
 #include <deque>
+#include <initializer_list>
 #include <unistd.h>
 #include <vector>
 
@@ -83,65 +84,62 @@ bool BpfProbes::attach(std::string* error) {
 
 void BpfProbes::detach() { odigos_bpf__detach(skel_); }
 
-std::vector<bpf_link*> BpfProbes::attach_tls(int lib, int pid, const std::string& path,
-                                             uint64_t read_offset, uint64_t write_offset,
-                                             std::string* error) {
-  struct Point {
-    bpf_program* prog;
-    uint64_t offset;
-    bool ret;
-  };
-  const bool gnutls = lib == OT_TLS_GNUTLS;
-  const Point points[] = {
-      {gnutls ? skel_->progs.ot_gnutls_recv_enter : skel_->progs.ot_openssl_read_enter,
-       read_offset, false},
-      {skel_->progs.ot_tls_exit, read_offset, true},
-      {gnutls ? skel_->progs.ot_gnutls_send_enter : skel_->progs.ot_openssl_write_enter,
-       write_offset, false},
-      {skel_->progs.ot_tls_exit, write_offset, true}};
+namespace {
+struct UprobePointSpec {
+  bpf_program* prog;
+  uint64_t offset;
+  bool retprobe;
+  uint64_t cookie; // bpf_get_attach_cookie()
+};
+
+// Attaches every point or none: on failure the links made so far are
+// destroyed and `error` names the point.
+std::vector<bpf_link*> attach_points(int pid, const std::string& path,
+                                     std::initializer_list<UprobePointSpec> points,
+                                     std::string* error) {
   std::vector<bpf_link*> links;
-  for (const Point& p : points) {
-    LIBBPF_OPTS(bpf_uprobe_opts, opts, .retprobe = p.ret);
+  for (const UprobePointSpec& p : points) {
+    LIBBPF_OPTS(bpf_uprobe_opts, opts, .bpf_cookie = p.cookie, .retprobe = p.retprobe);
     bpf_link* l = bpf_program__attach_uprobe_opts(p.prog, pid, path.c_str(), p.offset, &opts);
     if (!l) {
       int err = errno;
       *error = fmt::format("cannot attach a uprobe to '{}' at offset {:#x}{}: {}", path, p.offset,
                            pid >= 0 ? fmt::format(" in process {}", pid) : "", strerror(err));
-      destroy_links(links);
+      BpfProbes::destroy_links(links);
       return {};
     }
     links.push_back(l);
   }
   return links;
 }
+} // namespace
+
+std::vector<bpf_link*> BpfProbes::attach_tls(int lib, int pid, const std::string& path,
+                                             uint64_t read_offset, uint64_t write_offset,
+                                             std::string* error) {
+  const bool gnutls = lib == OT_TLS_GNUTLS;
+  auto* p = &skel_->progs;
+  return attach_points(
+      pid, path,
+      {{gnutls ? p->ot_gnutls_recv_enter : p->ot_openssl_read_enter, read_offset, false, 0},
+       {p->ot_tls_exit, read_offset, true, 0},
+       {gnutls ? p->ot_gnutls_send_enter : p->ot_openssl_write_enter, write_offset, false, 0},
+       {p->ot_tls_exit, write_offset, true, 0}},
+      error);
+}
 
 std::vector<bpf_link*> BpfProbes::attach_go(int pid, const std::string& path,
                                             uint64_t write_offset, uint64_t read_offset,
                                             uint64_t copied_offset, int n_regs_offset,
                                             bool layout_known, std::string* error) {
-  struct Point {
-    bpf_program* prog;
-    uint64_t offset;
-    uint64_t cookie;
-  };
-  const Point points[] = {{skel_->progs.ot_go_write_enter, write_offset, 0},
-                          {skel_->progs.ot_go_read_enter, read_offset, 0},
-                          {skel_->progs.ot_go_read_copied, copied_offset,
-                           uint64_t(n_regs_offset) | (layout_known ? 1u << 16 : 0)}};
-  std::vector<bpf_link*> links;
-  for (const Point& p : points) {
-    LIBBPF_OPTS(bpf_uprobe_opts, opts, .bpf_cookie = p.cookie);
-    bpf_link* l = bpf_program__attach_uprobe_opts(p.prog, pid, path.c_str(), p.offset, &opts);
-    if (!l) {
-      int err = errno;
-      *error = fmt::format("cannot attach a uprobe to '{}' at offset {:#x}{}: {}", path, p.offset,
-                           pid >= 0 ? fmt::format(" in process {}", pid) : "", strerror(err));
-      destroy_links(links);
-      return {};
-    }
-    links.push_back(l);
-  }
-  if (skel_->bss) skel_->bss->go_probes_active = 1;
+  auto* p = &skel_->progs;
+  uint64_t copied_cookie = uint64_t(n_regs_offset) | (layout_known ? 1u << 16 : 0);
+  auto links = attach_points(pid, path,
+                             {{p->ot_go_write_enter, write_offset, false, 0},
+                              {p->ot_go_read_enter, read_offset, false, 0},
+                              {p->ot_go_read_copied, copied_offset, false, copied_cookie}},
+                             error);
+  if (!links.empty() && skel_->bss) skel_->bss->go_probes_active = 1;
   return links;
 }
 

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "loader/elf_symbols.hpp"
+#include "shell.hpp"
 #include "loader/go_binary.hpp"
 #include "loader/probe_points.hpp"
 
@@ -27,18 +28,7 @@ const char* const kFixture = ODIGOS_FIXTURES_DIR "/go/tlsprog";
 const char* const kWrite = "crypto/tls.(*Conn).Write";
 const char* const kRead = "crypto/tls.(*Conn).Read";
 
-// Runs a shell command; its stdout; *status its exit code.
-std::string run(const std::string& cmd, int* status = nullptr) {
-  std::string out;
-  FILE* f = popen(cmd.c_str(), "r");
-  if (!f) return out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
-  int st = pclose(f);
-  if (status) *status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return out;
-}
+using odigos::test::run;
 
 std::string quote(const std::string& s) {
   std::string q = "'";

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "loader/elf_symbols.hpp"
+#include "shell.hpp"
 #include "loader/probe_points.hpp"
 
 using namespace odigos;
@@ -58,18 +59,7 @@ struct TempDir {
   }
 };
 
-// Runs a shell command; its stdout (and stderr when asked); *status its exit code.
-std::string run(const std::string& cmd, int* status = nullptr) {
-  std::string out;
-  FILE* f = popen(cmd.c_str(), "r");
-  if (!f) return out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
-  int st = pclose(f);
-  if (status) *status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return out;
-}
+using odigos::test::run;
 
 std::vector<uint8_t> file_bytes(const std::string& path, uint64_t offset, size_t len) {
   std::ifstream in(path, std::ios::binary);
