@@ -102,6 +102,30 @@ int BPF_PROG(ot_tcp_retransmit, const struct sock *sk)
 	return 0;
 }
 
+/* The struct sock behind a file descriptor of the current process, or NULL. */
+static __always_inline struct sock *sock_of_fd(long fd)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct file **fds = BPF_CORE_READ(task, files, fdt, fd);
+	struct file *file = NULL;
+	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd & 0xfffff]) || !file)
+		return NULL;
+	umode_t mode = BPF_CORE_READ(file, f_inode, i_mode);
+	if ((mode & S_IFMT) != S_IFSOCK)
+		return NULL;
+	struct socket *sock = BPF_CORE_READ(file, private_data);
+	return BPF_CORE_READ(sock, sk);
+}
+
+static __always_inline void add_listen_port(struct sock *sk)
+{
+	if (BPF_CORE_READ(sk, sk_protocol) == IPPROTO_TCP) {
+		__u32 lport = BPF_CORE_READ(sk, __sk_common.skc_num);
+		__u8 one = 1;
+		bpf_map_update_elem(&listen_ports, &lport, &one, BPF_ANY);
+	}
+}
+
 /* accept()/accept4() returned a new socket fd: remember its struct sock as a
  * server-side connection until its first I/O (sock_io.bpf.c) picks it up. */
 static __always_inline int on_accept_exit(long ret)
@@ -111,26 +135,27 @@ static __always_inline int on_accept_exit(long ret)
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	if (!current_is_traced(tgid))
 		return 0;
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	struct file **fds = BPF_CORE_READ(task, files, fdt, fd);
-	struct file *file = NULL;
-	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[ret & 0xfffff]) || !file)
-		return 0;
-	umode_t mode = BPF_CORE_READ(file, f_inode, i_mode);
-	if ((mode & S_IFMT) != S_IFSOCK)
-		return 0;
-	struct socket *sock = BPF_CORE_READ(file, private_data);
-	struct sock *sk = BPF_CORE_READ(sock, sk);
+	struct sock *sk = sock_of_fd(ret);
 	__u64 skp = (__u64)sk;
 	__u8 role = OT_ROLE_SERVER;
 	if (!skp)
 		return 0;
 	bpf_map_update_elem(&accepted_socks, &skp, &role, BPF_ANY);
-	if (BPF_CORE_READ(sk, sk_protocol) == IPPROTO_TCP) {
-		__u32 lport = BPF_CORE_READ(sk, __sk_common.skc_num);
-		__u8 one = 1;
-		bpf_map_update_elem(&listen_ports, &lport, &one, BPF_ANY);
-	}
+	add_listen_port(sk);
+	return 0;
+}
+
+/* A traced process starts listening: its port's arrivals are timed from now
+ * on (sk_data_ready), also for the first connection it accepts. */
+SEC("tracepoint/syscalls/sys_enter_listen")
+int ot_listen_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	if (!current_is_traced(tgid))
+		return 0;
+	struct sock *sk = sock_of_fd((long)ctx->args[0]);
+	if (sk)
+		add_listen_port(sk);
 	return 0;
 }
 
