@@ -45,14 +45,7 @@ void write_file(const std::string& path, const std::vector<uint8_t>& b) {
   std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(b.data()), std::streamsize(b.size()));
 }
 
-std::vector<uint8_t> file_bytes(const std::string& path, uint64_t offset, size_t len) {
-  std::ifstream in(path, std::ios::binary);
-  in.seekg(std::streamoff(offset));
-  std::vector<uint8_t> b(len);
-  in.read(reinterpret_cast<char*>(b.data()), std::streamsize(len));
-  b.resize(size_t(in.gcount()));
-  return b;
-}
+using odigos::test::file_bytes;
 
 std::string hex(const std::vector<uint8_t>& b) {
   std::string s;

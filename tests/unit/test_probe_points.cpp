@@ -61,14 +61,7 @@ struct TempDir {
 
 using odigos::test::run;
 
-std::vector<uint8_t> file_bytes(const std::string& path, uint64_t offset, size_t len) {
-  std::ifstream in(path, std::ios::binary);
-  in.seekg(std::streamoff(offset));
-  std::vector<uint8_t> b(len);
-  in.read(reinterpret_cast<char*>(b.data()), std::streamsize(len));
-  b.resize(size_t(in.gcount()));
-  return b;
-}
+using odigos::test::file_bytes;
 
 // Oracle: `objdump -T` -> {address, size} of the default-version definition of `name`.
 struct DynSym {
