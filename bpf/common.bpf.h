@@ -270,10 +270,26 @@ static __always_inline void fill_hdr(struct ot_event_hdr *h, __u32 type)
 	h->tid = (__u32)id;
 }
 
+/* The connection carries TLS whose plaintext we report: its ciphertext is no
+ * longer copied, and if userspace had given up on that ciphertext, the
+ * plaintext is decodable again. */
+static __always_inline void mark_tls(struct ot_conn_state *st)
+{
+	if (!(st->flags & OT_CONN_TLS)) {
+		__sync_fetch_and_or(&st->flags, OT_CONN_TLS);
+		__sync_fetch_and_and(&st->flags, ~OT_CONN_IGNORE);
+	}
+}
+
 /* The plaintext of a TLS call as one OT_DATA_TLS data event on `cookie`:
- * `count` bytes moved, the first ones copied from the caller's buffer. */
+ * `count` bytes moved, the first ones copied from the caller's buffer. No
+ * socket known (cookie 0): counted, not reported. */
 static __always_inline void emit_plaintext(const struct tls_call *call, __u64 cookie, __u64 count)
 {
+	if (!cookie) {
+		count_drop(OT_DROP_TLS_NO_SOCKET);
+		return;
+	}
 	__u32 cpu = bpf_get_smp_processor_id();
 	struct data_scratch *s = bpf_map_lookup_elem(&scratch, &cpu);
 	if (!s)
@@ -293,6 +309,7 @@ static __always_inline void emit_plaintext(const struct tls_call *call, __u64 co
 	ev->pos = 0;
 	struct ot_conn_state *st = bpf_map_lookup_elem(&conns, &cookie);
 	if (st) {
+		mark_tls(st);
 		ev->role = st->role;
 		ev->pos = __sync_fetch_and_add(&st->pos[dir], count);
 	}

@@ -101,10 +101,8 @@ static __always_inline __u64 wire_time(struct ot_conn_state *st, struct sock *sk
 /* The Go crypto/tls call the current goroutine is in (g from R14, saved at
  * the syscall), if any. A call bound to another socket is over (no return
  * probes on Go code: the entry stays until the next call): dropped. */
-static __always_inline struct tls_call *go_call(__u32 tgid, __u64 cookie)
+static __always_inline struct tls_call *go_call(__u32 tgid, __u64 cookie, struct pt_regs *regs)
 {
-	struct task_struct *task = bpf_get_current_task_btf();
-	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
 	struct go_call_key key = {.tgid = tgid, .g = regs->r14};
 	struct tls_call *call = bpf_map_lookup_elem(&go_calls, &key);
 	if (call && call->cookie && call->cookie != cookie) {
@@ -128,11 +126,7 @@ static __always_inline void tls_bind_call(struct tls_call *call, struct ot_conn_
 		if (!known || *known != cookie)
 			bpf_map_update_elem(&tls_socks, &k, &cookie, BPF_ANY);
 	}
-	if (!(st->flags & OT_CONN_TLS)) {
-		__sync_fetch_and_or(&st->flags, OT_CONN_TLS);
-		/* Userspace may have given up on the ciphertext: plaintext is ours. */
-		__sync_fetch_and_and(&st->flags, ~OT_CONN_IGNORE);
-	}
+	mark_tls(st);
 	/* Ingress: the first arrival in the call; egress: the last push. */
 	if (dir == call->dir && (dir == OT_DIR_EGRESS || !call->wire_ns)) {
 		__u64 w = wire_time(st, sk, dir, 1);
@@ -189,6 +183,9 @@ static __always_inline int handle_io(struct sock *sk, int ret, int flags, __u8 d
 	}
 	/* Ciphertext inside a TLS library call: its plaintext is reported by the
 	 * call's return probe; the call learns its socket here. */
+	/* The syscall's saved user registers: the goroutine (R14) for Go calls,
+	 * the user buffer below; fetched once, when first needed. */
+	struct pt_regs *regs = NULL;
 	struct tls_call *call = NULL;
 	if (tls_probes_active && ret > 0) {
 		call = bpf_map_lookup_elem(&tls_calls, &id);
@@ -198,8 +195,10 @@ static __always_inline int handle_io(struct sock *sk, int ret, int flags, __u8 d
 			bpf_map_delete_elem(&tls_calls, &id);
 			call = NULL;
 		}
-		if (!call && go_probes_active)
-			call = go_call(tgid, cookie);
+		if (!call && go_probes_active) {
+			regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+			call = go_call(tgid, cookie, regs);
+		}
 	}
 	if (!call && (st->flags & OT_CONN_IGNORE))
 		return 0;
@@ -238,8 +237,8 @@ static __always_inline int handle_io(struct sock *sk, int ret, int flags, __u8 d
 	ev->err = ret < 0 ? ret : 0;
 	ev->wire_ns = wire_time(st, sk, dir, len);
 
-	struct task_struct *task = bpf_get_current_task_btf();
-	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
+	if (!regs)
+		regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
 	long nr = regs->orig_ax;
 	unsigned long a0 = regs->di;
 	unsigned long a1 = regs->si;

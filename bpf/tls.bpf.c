@@ -68,11 +68,7 @@ static __always_inline int tls_exit(struct pt_regs *ctx)
 		bpf_map_delete_elem(&tls_calls, &id);
 		return 0;
 	}
-	__u64 cookie = call_cookie(id >> 32, call);
-	if (cookie)
-		emit_plaintext(call, cookie, count);
-	else
-		count_drop(OT_DROP_TLS_NO_SOCKET);
+	emit_plaintext(call, call_cookie(id >> 32, call), count);
 	bpf_map_delete_elem(&tls_calls, &id);
 	return 0;
 }
@@ -227,17 +223,9 @@ int BPF_KPROBE(ot_go_read_copied)
 		if (cookie) {
 			struct tls_conn_key k = {.tgid = tgid, .conn = call->conn};
 			bpf_map_update_elem(&tls_socks, &k, &cookie, BPF_ANY);
-			struct ot_conn_state *st = bpf_map_lookup_elem(&conns, &cookie);
-			if (st && !(st->flags & OT_CONN_TLS)) {
-				__sync_fetch_and_or(&st->flags, OT_CONN_TLS);
-				__sync_fetch_and_and(&st->flags, ~OT_CONN_IGNORE);
-			}
 		}
 	}
-	if (cookie)
-		emit_plaintext(call, cookie, n);
-	else
-		count_drop(OT_DROP_TLS_NO_SOCKET);
+	emit_plaintext(call, cookie, n); /* marks the connection TLS */
 	bpf_map_delete_elem(&go_calls, &key);
 	return 0;
 }

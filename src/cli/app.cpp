@@ -324,7 +324,7 @@ int run_tracer(const Options& opt_in, const char* self_exe) {
       topt, clock, emit, [&](uint64_t cookie) { probes->ignore_conn(cookie); },
       [&](const ot_proc_event& ev) {
         if (!tls) return;
-        if (ev.hdr.type == OT_EV_PROC_FORK) tls->on_fork(ev.ppid, ev.hdr.tgid);
+        if (ev.hdr.type == OT_EV_PROC_FORK) tls->on_fork(ev.ppid);
         if (ev.hdr.type == OT_EV_PROC_EXIT) tls->forget(ev.hdr.tgid);
         // Now (after this round) and once more a little later: an mmap event
         // comes at the call's entry, before the mapping exists.

@@ -14,7 +14,6 @@ extern "C" {
 namespace odigos {
 
 namespace {
-constexpr uint32_t kGlobal = ~0u;
 
 std::string basename_of(const std::string& path) {
   auto slash = path.rfind('/');
@@ -149,7 +148,6 @@ const TlsAttacher::Library& TlsAttacher::library(const FileKey& key, const std::
         lib.read_offset = g->read_entry.file_offset;
         lib.copied_offset = g->read_copied.front().file_offset;
         lib.n_regs_offset = g->read_copied.front().n_pt_regs_offset;
-        lib.version = g->go_version;
         lib.go_minor = go_minor_of(g->go_version);
       }
     } else if (goerr.find("not a Go executable") == std::string::npos &&
@@ -160,8 +158,19 @@ const TlsAttacher::Library& TlsAttacher::library(const FileKey& key, const std::
   return libs_.emplace(key, std::move(lib)).first->second;
 }
 
-bool TlsAttacher::attach(int pid, const FileKey& key, const std::string& path,
-                         const Library& lib) {
+bool TlsAttacher::probed(uint32_t who, const FileKey& key) const {
+  if (global_.count(key)) return true;
+  auto it = procs_.find(who);
+  return it != procs_.end() && std::any_of(it->second.begin(), it->second.end(),
+                                           [&](const Attached& a) { return a.file == key; });
+}
+
+bool TlsAttacher::attach_file(uint32_t who, const FileKey& key, const std::string& path,
+                              bool expect_tls) {
+  if (probed(who, key) || failed_.count({who, key})) return false;
+  const Library& lib = library(key, path, expect_tls);
+  if (!lib.usable) return false;
+  const int pid = who == kGlobal ? -1 : int(who);
   std::string err;
   auto links = lib.kind == OT_TLS_GO
                    ? probes_.attach_go(pid, path, lib.write_offset, lib.read_offset,
@@ -170,57 +179,42 @@ bool TlsAttacher::attach(int pid, const FileKey& key, const std::string& path,
                    : probes_.attach_tls(lib.kind, pid, path, lib.read_offset, lib.write_offset,
                                         &err);
   if (links.empty()) {
-    const uint32_t who = pid < 0 ? kGlobal : uint32_t(pid);
     // Said once, not retried; a process that exited meanwhile is no news.
-    if (!failed_[{who, key}] && err.find("No such process") == std::string::npos)
-      messages_.push_back(err);
-    failed_[{who, key}] = true;
+    failed_.insert({who, key});
+    if (err.find("No such process") == std::string::npos) messages_.push_back(err);
     return false;
   }
-  procs_[pid < 0 ? kGlobal : uint32_t(pid)].push_back({key, path, std::move(links)});
-  attachments_++;
+  procs_[who].push_back({key, path, std::move(links)});
+  if (who == kGlobal) global_.insert(key);
   probes_.enable_tls();
   return true;
 }
 
 int TlsAttacher::scan(uint32_t pid) {
-  auto maps = procfs::executable_mappings(pid);
-  if (maps.empty()) return 0;
   const std::string exe = procfs::exe_path(pid);
-  auto& have = procs_[pid];
   int added = 0;
-  for (const auto& m : maps) {
-    const bool libssl = tls_library_kind(m.path) != 0;
-    if (!libssl && m.path != exe) continue; // a TLS library, or one linked into the executable
+  for (const auto& m : procfs::executable_mappings(pid)) {
+    const bool tls_lib = tls_library_kind(m.path) != 0;
+    if (!tls_lib && m.path != exe) continue; // a TLS library, or one linked into the executable
     FileKey key{m.dev, m.ino};
-    if (std::any_of(have.begin(), have.end(), [&](const Attached& a) { return a.file == key; }))
-      continue;
-    std::string path = openable_path(pid, m);
-    if (failed_.count({pid, key}) || global_.count(key)) continue;
-    const Library& lib = library(key, path, libssl);
-    if (lib.usable && attach(int(pid), key, path, lib)) added++;
+    if (probed(pid, key)) continue; // before openable_path's stat: rescans are frequent
+    if (attach_file(pid, key, openable_path(pid, m), tls_lib)) added++;
   }
-  if (procs_[pid].empty()) procs_.erase(pid);
   return added;
 }
 
-void TlsAttacher::on_fork(uint32_t parent, uint32_t child) {
-  (void)child; // covered by the global attachment (or scanned by the caller)
+void TlsAttacher::on_fork(uint32_t parent) {
   auto it = procs_.find(parent);
   if (it == procs_.end()) return;
-  std::vector<std::pair<FileKey, std::string>> files;
-  for (const auto& a : it->second)
-    if (!global_.count(a.file)) files.emplace_back(a.file, a.path);
-  for (const auto& [key, path] : files) {
-    auto lib = libs_.find(key);
-    if (lib == libs_.end() || !lib->second.usable) continue;
-    if (!attach(-1, key, path, lib->second)) continue;
-    global_[key] = true;
+  std::vector<Attached> files; // copies of (file, path): attaching changes procs_
+  for (const auto& a : it->second) files.push_back({a.file, a.path, {}});
+  for (const auto& f : files) {
+    if (!attach_file(kGlobal, f.file, f.path, false)) continue;
     // Per-process links of this file would run the programs a second time.
-    for (auto& [pid, list] : procs_) {
-      if (pid == kGlobal) continue;
+    for (auto& [who, list] : procs_) {
+      if (who == kGlobal) continue;
       for (auto a = list.begin(); a != list.end();) {
-        if (a->file == key) {
+        if (a->file == f.file) {
           reap(std::move(a->links));
           a = list.erase(a);
         } else {
@@ -233,61 +227,39 @@ void TlsAttacher::on_fork(uint32_t parent, uint32_t child) {
     p = p->second.empty() ? procs_.erase(p) : std::next(p);
 }
 
-int TlsAttacher::attach_files(uint32_t pid, const std::vector<std::string>& paths) {
+int TlsAttacher::attach_paths(uint32_t who, const std::vector<std::string>& paths) {
   int added = 0;
   for (const auto& path : paths) {
     struct stat st{};
     if (stat(path.c_str(), &st) != 0) continue;
     FileKey key{uint64_t(st.st_dev), uint64_t(st.st_ino)};
-    auto& have = procs_[pid];
-    if (global_.count(key) ||
-        std::any_of(have.begin(), have.end(), [&](const Attached& a) { return a.file == key; }))
-      continue;
-    const Library& lib = library(key, path, tls_library_kind(path) != 0);
-    if (lib.usable && attach(int(pid), key, path, lib)) added++;
+    if (attach_file(who, key, path, tls_library_kind(path) != 0)) added++;
   }
-  if (procs_[pid].empty()) procs_.erase(pid);
   return added;
 }
 
+int TlsAttacher::attach_files(uint32_t pid, const std::vector<std::string>& paths) {
+  return attach_paths(pid, paths);
+}
+
 int TlsAttacher::attach_global_files(const std::vector<std::string>& paths) {
-  int added = 0;
-  for (const auto& path : paths) {
-    struct stat st{};
-    if (stat(path.c_str(), &st) != 0) continue;
-    FileKey key{uint64_t(st.st_dev), uint64_t(st.st_ino)};
-    if (global_.count(key)) continue;
-    const Library& lib = library(key, path, false);
-    if (lib.usable && attach(-1, key, path, lib)) {
-      global_[key] = true;
-      added++;
-    }
-  }
-  return added;
+  return attach_paths(kGlobal, paths);
 }
 
 int TlsAttacher::scan_global(const std::vector<uint32_t>& pids) {
   int added = 0;
-  for (uint32_t pid : pids) {
+  for (uint32_t pid : pids)
     for (const auto& m : procfs::executable_mappings(pid)) {
-      if (!tls_library_kind(m.path)) continue;
       FileKey key{m.dev, m.ino};
-      auto& have = procs_[kGlobal];
-      if (std::any_of(have.begin(), have.end(), [&](const Attached& a) { return a.file == key; }))
-        continue;
-      std::string path = openable_path(pid, m);
-      const Library& lib = library(key, path, true);
-      if (lib.usable && attach(-1, key, path, lib)) {
-        global_[key] = true;
+      if (tls_library_kind(m.path) && !probed(kGlobal, key) &&
+          attach_file(kGlobal, key, openable_path(pid, m), true))
         added++;
-      }
     }
-  }
   return added;
 }
 
 void TlsAttacher::forget(uint32_t pid) {
-  for (auto f = failed_.lower_bound({pid, FileKey{}}); f != failed_.end() && f->first.first == pid;)
+  for (auto f = failed_.lower_bound({pid, FileKey{}}); f != failed_.end() && f->first == pid;)
     f = failed_.erase(f);
   auto it = procs_.find(pid);
   if (it == procs_.end()) return;

@@ -11,6 +11,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <map>
+#include <set>
 #include <mutex>
 #include <thread>
 #include <string>
@@ -52,13 +53,9 @@ class TlsAttacher {
   // process that forks (PostgreSQL forks a backend per connection) has its
   // TLS libraries attached for every process instead, filtered in the kernel
   // by the traced set; its per-process attachments are then dropped.
-  void on_fork(uint32_t parent, uint32_t child);
+  void on_fork(uint32_t parent);
   // The process exited: its probes go.
   void forget(uint32_t pid);
-  size_t global_libraries() const { return global_.size(); }
-
-  size_t processes() const { return procs_.size(); }
-  uint64_t attachments() const { return attachments_; }
   // Problems worth telling the user, each once (a library without a cheap
   // probe point, an attach failure).
   std::vector<std::string> take_messages();
@@ -74,11 +71,16 @@ class TlsAttacher {
     uint64_t write_offset = 0;
     uint64_t copied_offset = 0; // Go: Read's point after the copy
     int n_regs_offset = -1;     // Go: where the count is there (struct pt_regs)
-    std::string version;        // Go: the toolchain version
     int go_minor = 0;           // Go: 19 for go1.19.x
   };
   const Library& library(const FileKey& key, const std::string& path, bool expect_tls);
-  bool attach(int pid, const FileKey& key, const std::string& path, const Library& lib);
+  // The one way files get probed: for `who` (a PID, or kGlobal: every
+  // process), unless already probed there (or for everyone), or failed there
+  // before. Returns whether it was newly probed.
+  bool attach_file(uint32_t who, const FileKey& key, const std::string& path, bool expect_tls);
+  bool probed(uint32_t who, const FileKey& key) const;
+  int attach_paths(uint32_t who, const std::vector<std::string>& paths);
+  static constexpr uint32_t kGlobal = ~0u;
 
   // Closing a uprobe waits for an SRCU grace period in the kernel (~ms each):
   // links of exited processes are closed by a background thread so the ring
@@ -100,10 +102,9 @@ class TlsAttacher {
     std::vector<bpf_link*> links;
   };
   std::unordered_map<uint32_t, std::vector<Attached>> procs_; // pid (-1 as ~0u: global)
-  std::map<std::pair<uint32_t, FileKey>, bool> failed_;        // not retried
-  std::map<FileKey, bool> global_; // libraries attached for every process
+  std::set<std::pair<uint32_t, FileKey>> failed_; // (who, file): not retried
+  std::set<FileKey> global_;                      // files attached for every process
   std::vector<std::string> messages_;
-  uint64_t attachments_ = 0;
 };
 
 } // namespace odigos
