@@ -500,6 +500,7 @@ int run_tracer(const Options& opt_in, const char* self_exe) {
   tracker.finish(WallClock::monotonic_now_ns(), "incomplete");
   uint64_t drops = probes->drops(OT_DROP_RINGBUF);
   uint64_t table_drops = probes->drops(OT_DROP_CONN_TABLE);
+  uint64_t tls_unbound = probes->drops(OT_DROP_TLS_NO_SOCKET);
   ring_buffer__free(rb);
   probes.reset(); // detach
   std::string sink_error;
@@ -519,14 +520,19 @@ int run_tracer(const Options& opt_in, const char* self_exe) {
   if (!broken_pipe || opt.verbose)
     fmt::print(stderr,
                "odigos-trace: {} ({:.1f} s): {} records from {} processes; {} connections, "
-               "{} not decoded (ignored); {} events, {} events lost{}{}{}\n",
+               "{} not decoded (ignored); {} events, {} events lost{}{}{}{}\n",
                stop_reason ? stop_reason : "stopped", secs, st.records, processes_seen.size(),
                st.connections, st.not_decoded, st.events, drops,
                table_drops ? fmt::format(", {} connections untracked (table full)", table_drops) : "",
                st.evicted ? fmt::format(", {} connections evicted (--max-connections {})",
                                         st.evicted, opt.max_connections)
                           : "",
-               st.gaps ? fmt::format(", {} stream gaps", st.gaps) : "");
+               st.gaps ? fmt::format(", {} stream gaps", st.gaps) : "",
+               st.tls_connections || st.tls_not_decoded || tls_unbound
+                   ? fmt::format("; TLS: {} connections decoded, {} not decoded, {} calls "
+                                 "without a known socket",
+                                 st.tls_connections, st.tls_not_decoded, tls_unbound)
+                   : "");
   if (!sink_error.empty() && !broken_pipe) {
     fmt::print(stderr, "odigos-trace: error: {}\n", sink_error);
     if (launching) launcher.kill_child(SIGTERM);

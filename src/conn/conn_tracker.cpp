@@ -144,10 +144,6 @@ bool ConnTracker::handle(const void* data, size_t size) {
     if (size < sizeof(ot_proc_event)) break;
     ot_proc_event ev;
     memcpy(&ev, data, sizeof(ev));
-    if (hdr.type == OT_EV_PROC_MMAP) {
-      if (on_proc_) on_proc_(ev);
-      return true;
-    }
     std::string comm(ev.comm, strnlen(ev.comm, sizeof(ev.comm)));
     if (hdr.type == OT_EV_PROC_EXIT) comms_.erase(ev.hdr.tgid);
     else comms_[ev.hdr.tgid] = comm;
@@ -292,7 +288,6 @@ void ConnTracker::hold_ciphertext(uint64_t cookie, Conn& c, const char* protocol
   if (!c.ciphertext) {
     c.ciphertext = protocol;
     c.cipher_ts = ts;
-    stats_.tls_held++;
   }
   c.cipher_bytes += len;
   // Past the handshake and well into the data without plaintext: the calls
@@ -319,7 +314,6 @@ void ConnTracker::start_plaintext(Conn& c, const char* library) {
   // The handshake's reads are not earlier calls of this stream: the request
   // may have arrived with the client's Finished, before the server read it.
   c.last_ts_dir[0] = c.last_ts_dir[1] = 0;
-  if (c.ciphertext) stats_.tls_held--;
   c.ciphertext = nullptr;
   c.cipher_bytes = 0;
   stats_.tls_connections++;

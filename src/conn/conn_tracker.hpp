@@ -35,7 +35,6 @@ struct TrackerStats {
   uint64_t desyncs = 0;
   uint64_t tls_connections = 0; // connections decoded from TLS library plaintext
   uint64_t tls_not_decoded = 0; // TLS connections whose plaintext was never seen
-  uint64_t tls_held = 0;        // TLS connections waiting for plaintext now
 };
 
 struct TrackerOptions {

@@ -56,7 +56,8 @@ class Decoder {
   // has the kernel ignore it.
   virtual bool done() const = 0;
   // Why it is done, when that deserves a connection-level record (e.g.
-  // "http2, not decoded yet", "encrypted (TLS), not decoded"); else nullptr.
+  // "http2, not decoded yet"); else nullptr. (An encrypted() connection's
+  // record is the tracker's: its plaintext may still come.)
   virtual const char* done_note() const { return nullptr; }
   // The protocol named in that record ("http2", "postgresql"...).
   virtual const char* done_protocol() const { return to_string(protocol()); }

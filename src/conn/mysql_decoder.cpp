@@ -13,10 +13,6 @@ class MysqlDecoder final : public SessionDecoder<mysql::Session, mysql::Exchange
  public:
   explicit MysqlDecoder(proto::Side side) : SessionDecoder(mysql::Session(side)) {}
   Protocol protocol() const override { return Protocol::kMysql; }
-  const char* done_note() const override {
-    return session_.verdict() == mysql::Verdict::kEncrypted ? "encrypted (TLS), not decoded"
-                                                            : nullptr;
-  }
   const char* done_protocol() const override { return system_; }
   bool encrypted() const override { return session_.verdict() == mysql::Verdict::kEncrypted; }
   bool rejected() const override { return session_.verdict() == mysql::Verdict::kNotMysql; }

@@ -18,9 +18,6 @@ class PostgresDecoder final : public SessionDecoder<pg::Session, pg::Exchange> {
  public:
   explicit PostgresDecoder(proto::Side side) : SessionDecoder(pg::Session(side)) {}
   Protocol protocol() const override { return Protocol::kPostgres; }
-  const char* done_note() const override {
-    return session_.verdict() == pg::Verdict::kEncrypted ? "encrypted (TLS), not decoded" : nullptr;
-  }
   bool encrypted() const override { return session_.verdict() == pg::Verdict::kEncrypted; }
   bool rejected() const override { return session_.verdict() == pg::Verdict::kNotPostgres; }
 
@@ -28,8 +25,9 @@ class PostgresDecoder final : public SessionDecoder<pg::Session, pg::Exchange> {
   bool fill(RecordOut& out, const pg::Exchange& ex, uint64_t end_hint) override {
     using K = pg::Exchange::Kind;
     // Connection set-up is a record only when it failed (bad password,
-    // unknown database); an accepted SSLRequest becomes the connection's
-    // "encrypted, not decoded" record (done_note); a cancel request has no
+    // unknown database); after an accepted SSLRequest the connection is
+    // decoded from its TLS plaintext, or gets an "encrypted (TLS), not
+    // decoded" record (ConnTracker, encrypted()); a cancel request has no
     // answer to time.
     if (ex.kind == K::kStartup && ex.sqlstate.empty() && ex.error_type.empty()) return false;
     if (ex.kind == K::kSslRequest || ex.kind == K::kGssEncRequest || ex.kind == K::kCancel)

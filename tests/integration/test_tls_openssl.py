@@ -155,6 +155,7 @@ def curl_launch_part(a, port):
     check(len(notes) == 1 and "encrypted (TLS), not decoded" in get(notes[0], "odigos.note", "")
           and notes[0].get("protocol") == "tls", f"--no-tls: {notes}")
     check(not t.records(), f"--no-tls decoded: {t.records()}")
+    check("TLS: 0 connections decoded, 1 not decoded" in t.stderr(), f"summary: {t.stderr()}")
     print("--no-tls: one 'encrypted (TLS), not decoded' record")
 
 

@@ -9,6 +9,7 @@ postgresql), never twice (records <= calls), the miss rate of the fork race is m
 small, and every connection whose plaintext was missed has an explicit
 "encrypted (TLS), not decoded" record (never silence)."""
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -75,6 +76,10 @@ def test(a):
     check(len(decoded_conns) + len(notes) >= TRANSACTIONS,
           f"{len(decoded_conns)} decoded + {len(notes)} noted connections < {TRANSACTIONS}")
     check(missed <= TRANSACTIONS // 10, f"fork race: {missed} of {calls} selects missed")
+    # The summary counts the same: connections decoded from TLS plaintext, and those not.
+    m = re.search(r"TLS: (\d+) connections decoded, (\d+) not decoded", t.stderr())
+    check(m and int(m.group(1)) >= len(decoded_conns) and int(m.group(2)) == len(notes),
+          f"summary's TLS counts: {t.stderr()}")
 
 
 run_main(test)
