@@ -62,12 +62,7 @@ for _ in $(seq 100); do
 done
 echo "Go server $NGINX_PID ($(go version | cut -d' ' -f3), $([ "$STRIP" = 1 ] && echo stripped || echo not stripped)); $URL"
 
-BPF_NOTE="kernel.bpf_stats_enabled left alone (BPF_STATS=0): BPF run times are not measured"
-if [ "$BPF_STATS" = 1 ]; then
-  if enable_bpf_stats; then
-    BPF_NOTE="kernel.bpf_stats_enabled=1 during every run (was $BPF_STATS_OLD; restored at exit): adds two clock reads per BPF program run on side B"
-  else BPF_NOTE="kernel.bpf_stats_enabled unavailable: BPF run times are not measured"; fi
-fi
+setup_bpf_stats "side B"
 
 # ---- check: the Go TLS probes attach and every request gives one HTTPS record -------------
 nd="$OUT/check.ndjson" err="$OUT/check.err"

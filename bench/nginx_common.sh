@@ -210,6 +210,16 @@ enable_bpf_stats() {
   sysctl -q -w kernel.bpf_stats_enabled=1 >/dev/null || { BPF_STATS_OLD=; echo "$NAME: cannot set kernel.bpf_stats_enabled" >&2; return 1; }
 }
 
+# BPF_STATS=1 (default): enable_bpf_stats; BPF_NOTE says what the runs measured. $1: the
+# traced sides ("side B", "sides B and C").
+setup_bpf_stats() {
+  BPF_NOTE="kernel.bpf_stats_enabled left alone (BPF_STATS=0): BPF run times are not measured"
+  [ "$BPF_STATS" = 1 ] || return 0
+  if enable_bpf_stats; then
+    BPF_NOTE="kernel.bpf_stats_enabled=1 during every run (was $BPF_STATS_OLD; restored at exit): adds two clock reads per BPF program run on $1"
+  else BPF_NOTE="kernel.bpf_stats_enabled unavailable: BPF run times are not measured"; fi
+}
+
 cores_note() {
   echo "cores: not pinned; nginx (master + $WORKERS workers), the load generator (wrk) and the tracer (or bpftrace) share all $(nproc) vCPUs: every CPU-second the tracer spends is taken from nginx or wrk"
 }

@@ -65,12 +65,7 @@ openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=127.0.0.1" \
 chmod 600 "$WORK/tls/key.pem"
 NGINX_TLS_CERT=$WORK/tls/cert.pem
 NGINX_TLS_KEY=$WORK/tls/key.pem
-BPF_NOTE="kernel.bpf_stats_enabled left alone (BPF_STATS=0): BPF run times are not measured"
-if [ "$BPF_STATS" = 1 ]; then
-  if enable_bpf_stats; then
-    BPF_NOTE="kernel.bpf_stats_enabled=1 during every run (was $BPF_STATS_OLD; restored at exit): adds two clock reads per BPF program run on side B"
-  else BPF_NOTE="kernel.bpf_stats_enabled unavailable: BPF run times are not measured"; fi
-fi
+setup_bpf_stats "side B"
 start_nginx
 echo "nginx master $NGINX_PID, workers: $(nginx_workers); $URL"
 

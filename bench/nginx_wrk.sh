@@ -53,12 +53,7 @@ ROUNDS=${1:-$DEFAULT_ROUNDS}
 setup_work nginx-wrk
 OUT=${OUT:-$WORK/results}
 mkdir -p "$OUT"
-BPF_NOTE="kernel.bpf_stats_enabled left alone (BPF_STATS=0): BPF run times are not measured"
-if [ "$BPF_STATS" = 1 ]; then
-  if enable_bpf_stats; then
-    BPF_NOTE="kernel.bpf_stats_enabled=1 during every run (was $BPF_STATS_OLD; restored at exit): adds two clock reads per BPF program run on sides B and C"
-  else BPF_NOTE="kernel.bpf_stats_enabled unavailable: BPF run times are not measured"; fi
-fi
+setup_bpf_stats "sides B and C"
 start_nginx
 echo "nginx master $NGINX_PID, workers: $(nginx_workers)"
 
