@@ -14,6 +14,7 @@
 #include "odigos/abi.hpp"
 #include "protocols/http1/http1.hpp"
 #include "sinks/json.hpp"
+#include "trace/linker.hpp"
 
 using namespace odigos;
 
@@ -62,20 +63,28 @@ std::vector<uint8_t> data_event(uint64_t cookie, uint8_t dir, uint64_t ts, uint6
   return out;
 }
 
-void BM_FullPathPerRecord(benchmark::State& state) {
+// `link`: records go through the trace linker (as in the tracer) before the
+// NDJSON line; the client is not traced, so each request is a root span.
+void full_path(benchmark::State& state, bool link) {
   WallClock clock;
   std::string line;
   size_t bytes = 0;
+  auto write_line = [&](const Record& r) { // as the NDJSON sink writes a line
+    JsonLayout layout = layout_record_json(r);
+    if (line.size() < layout.bound + 1) line.resize(std::max(2 * line.size(), layout.bound + 1));
+    char* end = put_record_json(line.data(), r, layout);
+    *end++ = '\n';
+    bytes += size_t(end - line.data());
+  };
+  trace::Linker linker(trace::LinkerOptions{}, write_line, nullptr);
   ConnTracker t(
       TrackerOptions{}, clock,
-      [&](const Record& r) { // as the NDJSON sink writes a line
-        JsonLayout layout = layout_record_json(r);
-        if (line.size() < layout.bound + 1) line.resize(std::max(2 * line.size(), layout.bound + 1));
-        char* end = put_record_json(line.data(), r, layout);
-        *end++ = '\n';
-        bytes += size_t(end - line.data());
+      [&](Record& r) {
+        if (link) linker.add(r);
+        else write_line(r);
       },
       nullptr, nullptr);
+  if (link) t.set_observer(&linker);
   ot_conn_event open{};
   open.hdr.type = OT_EV_CONN_OPEN;
   open.hdr.tgid = 100;
@@ -106,10 +115,14 @@ void BM_FullPathPerRecord(benchmark::State& state) {
     t.handle(a.data(), a.size());
     t.handle(b.data(), b.size());
     t.handle(c.data(), c.size());
+    if (link && (ts & 1023) < 3) linker.tick(ts);
   }
   benchmark::DoNotOptimize(bytes);
   state.SetItemsProcessed(state.iterations());
 }
+
+void BM_FullPathPerRecord(benchmark::State& state) { full_path(state, false); }
+void BM_FullPathLinkedPerRecord(benchmark::State& state) { full_path(state, true); }
 } // namespace
 
 // ODIGOS_BENCH_ITERS=N runs each benchmark exactly N iterations, once: with
@@ -119,6 +132,7 @@ int main(int argc, char** argv) {
   std::vector<benchmark::internal::Benchmark*> all = {
       benchmark::RegisterBenchmark("BM_Http1SessionPairs", BM_Http1SessionPairs),
       benchmark::RegisterBenchmark("BM_FullPathPerRecord", BM_FullPathPerRecord),
+      benchmark::RegisterBenchmark("BM_FullPathLinkedPerRecord", BM_FullPathLinkedPerRecord),
   };
   if (const char* it = getenv("ODIGOS_BENCH_ITERS"))
     for (auto* b : all) b->Iterations(benchmark::IterationCount(atoll(it)));

@@ -305,6 +305,8 @@ static __always_inline void emit_plaintext(const struct tls_call *call, __u64 co
 	ev->fd = -1;
 	ev->syscall = OT_SYSCALL_TLS_BASE + call->lib;
 	ev->wire_ns = call->wire_ns;
+	/* In a probe or a syscall alike, the task's saved user registers. */
+	ev->user_ctx = ((struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf()))->r14;
 	ev->role = OT_ROLE_UNKNOWN;
 	ev->pos = 0;
 	struct ot_conn_state *st = bpf_map_lookup_elem(&conns, &cookie);

@@ -129,6 +129,11 @@ struct ot_data_event {
 	 * (tcp_sendmsg_locked), before the sender was perhaps preempted (by the
 	 * receiver it woke) on its way out of the call. */
 	__u64 wire_ns;
+	/* The caller's R14 at the call (syscall or TLS library probe): in Go
+	 * programs (register ABI, amd64) the running goroutine's g, which is the
+	 * unit of work the trace linker follows; meaningless in other programs
+	 * (userspace uses the thread id there). */
+	__u64 user_ctx;
 	/* followed by `cap` payload bytes */
 };
 

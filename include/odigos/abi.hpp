@@ -10,7 +10,7 @@ extern "C" {
 
 static_assert(sizeof(ot_event_hdr) == 24);
 static_assert(sizeof(ot_addr) == 24);
-static_assert(sizeof(ot_data_event) == 72, "payload starts right after the fixed part");
+static_assert(sizeof(ot_data_event) == 80, "payload starts right after the fixed part");
 static_assert(offsetof(ot_data_event, cookie) == 24);
 static_assert(offsetof(ot_data_event, pos) == 32);
 static_assert(sizeof(ot_conn_event) == 112);

@@ -20,12 +20,15 @@
 #include "demo/demo.hpp"
 #include "loader/bpf_probes.hpp"
 #include "loader/cgroups.hpp"
+#include "loader/go_binary.hpp"
 #include "loader/launcher.hpp"
 #include "loader/privileges.hpp"
 #include "loader/procfs.hpp"
 #include "loader/tls_attach.hpp"
 #include "loader/tracefs.hpp"
+#include "export/resource.hpp"
 #include "sinks/sink.hpp"
+#include "trace/linker.hpp"
 
 namespace odigos {
 
@@ -146,8 +149,12 @@ int run_tracer(const Options& opt_in, const char* self_exe) {
   }
   std::vector<std::unique_ptr<Sink>> sinks;
   if (opt.json) sinks.push_back(make_ndjson_sink(stdout, false, "standard output"));
-  if (out_file) sinks.push_back(make_ndjson_sink(out_file, true, opt.output));
-  if (!opt.json && !opt.quiet) {
+  if (out_file)
+    sinks.push_back(opt.otlp_file ? make_otlp_file_sink(out_file, true, opt.output)
+                                  : make_ndjson_sink(out_file, true, opt.output));
+  if (opt.traces) {
+    sinks.push_back(make_waterfall_sink(stdout, !opt.color_never && want_color(stdout)));
+  } else if (!opt.json && !opt.quiet) {
     TerminalOptions t;
     t.color = !opt.color_never && want_color(stdout);
     t.show_headers = opt.show_headers;
@@ -159,6 +166,18 @@ int run_tracer(const Options& opt_in, const char* self_exe) {
     if (output_created) unlink(opt.output.c_str());
     return error_exit(msg, hint);
   };
+  // OTLP/HTTP export (--otlp-endpoint or OTEL_EXPORTER_OTLP_*); its thread runs
+  // in this process, whose own traffic the kernel never traces (pc.self_tgid).
+  bool otlp_resources = opt.otlp_file; // OTLP sinks read /proc/PID/{exe,environ} of traced processes
+  {
+    std::string otlp_err;
+    auto otlp = make_otlp_http_sink(opt.otlp_endpoint, &otlp_err);
+    if (!otlp_err.empty()) return fail_before_tracing(otlp_err);
+    if (otlp) {
+      otlp_resources = true;
+      sinks.push_back(std::move(otlp));
+    }
+  }
 
   // ---- launch mode / demo: create the held children -----------------------
   Launcher launcher;
@@ -320,8 +339,16 @@ int run_tracer(const Options& opt_in, const char* self_exe) {
   topt.max_connections = opt.max_connections;
   topt.server_ports = listening;
   topt.detect = opt.detect;
+  // Request records become spans: the linker gives them their trace and
+  // parent, and hands them to the sinks (a trace root first).
+  trace::Linker linker(trace::LinkerOptions{}, emit, [](uint32_t pid) {
+    std::string err;
+    auto go = GoBinary::open(fmt::format("/proc/{}/exe", pid), &err);
+    return go && go->register_abi();
+  });
   ConnTracker tracker(
-      topt, clock, emit, [&](uint64_t cookie) { probes->ignore_conn(cookie); },
+      topt, clock, [&](Record& r) { linker.add(r); },
+      [&](uint64_t cookie) { probes->ignore_conn(cookie); },
       [&](const ot_proc_event& ev) {
         if (!tls) return;
         if (ev.hdr.type == OT_EV_PROC_FORK) tls->on_fork(ev.ppid);
@@ -330,6 +357,7 @@ int run_tracer(const Options& opt_in, const char* self_exe) {
         // comes at the call's entry, before the mapping exists.
         else tls_rescan[ev.hdr.tgid] = 0;
       });
+  tracker.set_observer(&linker);
 
   // libbpf keeps consuming for as long as the kernel keeps producing; a
   // budget per call hands control back so signals, --duration and output
@@ -358,6 +386,7 @@ int run_tracer(const Options& opt_in, const char* self_exe) {
   // attaching TLS probes to processes that appear later (forks, execs of
   // --exe targets, a launched command's children).
   uint64_t keep_caps = tls && pc.filter_pid ? runtime_attach_capabilities() : 0;
+  if (otlp_resources) keep_caps |= otlp::resource_capabilities();
   if (!drop_capabilities_except(keep_caps, &err))
     fmt::print(stderr, "odigos-trace: warning: could not drop capabilities: {}\n", err);
   if (launching) {
@@ -381,7 +410,7 @@ int run_tracer(const Options& opt_in, const char* self_exe) {
   // noticed at the next write, which may never come on an idle host: a pipe
   // whose read end is closed reports POLLERR, checked every 100 ms.
   struct stat out_st{};
-  const bool watch_stdout = (opt.json || !opt.quiet) && fstat(STDOUT_FILENO, &out_st) == 0 &&
+  const bool watch_stdout = (opt.json || opt.traces || !opt.quiet) && fstat(STDOUT_FILENO, &out_st) == 0 &&
                             S_ISFIFO(out_st.st_mode);
   bool stdout_gone = false;
   uint64_t last_stdout_check = 0;
@@ -415,6 +444,7 @@ int run_tracer(const Options& opt_in, const char* self_exe) {
       }
     }
     tracker.tick(now);
+    linker.tick(now);
     if (tls && !tls_rescan.empty()) {
       for (auto it = tls_rescan.begin(); it != tls_rescan.end();) {
         if (it->second > now) {
@@ -498,6 +528,7 @@ int run_tracer(const Options& opt_in, const char* self_exe) {
     if (n != kBudgetSpent && n <= 0) break;
   }
   tracker.finish(WallClock::monotonic_now_ns(), "incomplete");
+  linker.finish();
   uint64_t drops = probes->drops(OT_DROP_RINGBUF);
   uint64_t table_drops = probes->drops(OT_DROP_CONN_TABLE);
   uint64_t tls_unbound = probes->drops(OT_DROP_TLS_NO_SOCKET);
@@ -533,6 +564,15 @@ int run_tracer(const Options& opt_in, const char* self_exe) {
                                  "without a known socket",
                                  st.tls_connections, st.tls_not_decoded, tls_unbound)
                    : "");
+  const auto& ls = linker.stats();
+  if ((!broken_pipe || opt.verbose) && ls.spans)
+    fmt::print(stderr,
+               "odigos-trace: traces: {} spans, {} linked ({} across processes, {} in a process), "
+               "{} joined a traceparent, {} roots, {} left unlinked ({} ambiguous, {} failed the "
+               "checks, {} waited in vain)\n",
+               ls.spans, ls.cross_process + ls.in_process, ls.cross_process, ls.in_process,
+               ls.from_header, ls.roots, ls.unlinked(), ls.unlinked_ambiguous,
+               ls.unlinked_mismatch, ls.unlinked_timeout);
   if (!sink_error.empty() && !broken_pipe) {
     fmt::print(stderr, "odigos-trace: error: {}\n", sink_error);
     if (launching) launcher.kill_child(SIGTERM);

@@ -74,6 +74,8 @@ Examples:
   sudo odigos-trace -- curl -s http://localhost/   launch a command and trace it
   sudo odigos-trace --pid 1234 --json | jq 'select(.http.response.status_code >= 500)'
   sudo odigos-trace --pid 1234 -o trace.ndjson --show headers
+  sudo odigos-trace --pid $(pgrep -o nginx) --pid $(pgrep -f app.py) --traces   request trees
+  sudo odigos-trace --exe /usr/sbin/nginx --otlp-endpoint http://localhost:4318   spans to a collector
   sudo odigos-trace demo                       a demo server and client, traced
 
 Exit status: 0 on success; in launch mode the command's own status (128+N if it
@@ -122,7 +124,14 @@ ParseOutcome parse_options(int argc, char** argv) {
   std::string duration, show, capture, ringbuf, max_conns;
   app.add_option("-d,--duration", duration, "Stop after this long (e.g. 30s, 5m, 250ms)");
   app.add_flag("-j,--json", o.json, "Write NDJSON records to standard output");
+  app.add_flag("--traces", o.traces,
+               "Show each finished trace as an indented waterfall instead of one line per request");
   app.add_option("-o,--output", o.output, "Write NDJSON records to FILE (created mode 0600)");
+  std::string format = "ndjson";
+  app.add_option("--format", format, "Format of -o FILE: ndjson (default) or otlp (OTLP/JSON lines)");
+  app.add_option("--otlp-endpoint", o.otlp_endpoint,
+                 "Export spans with OTLP/HTTP to this URL (e.g. http://localhost:4318); see also "
+                 "OTEL_EXPORTER_OTLP_*");
   app.add_flag("-q,--quiet", o.quiet, "No terminal lines (with -o) and no status line");
   app.add_option("--show", show, "Also show headers and/or body bytes: headers,body[=N]");
   bool no_redact = false;
@@ -181,6 +190,16 @@ ParseOutcome parse_options(int argc, char** argv) {
     o.duration_s = *d;
     if (o.demo) o.demo_seconds = *d;
   }
+  if (format == "otlp") o.otlp_file = true;
+  else if (format != "ndjson") return fail("--format: '" + format + "' is not ndjson or otlp");
+  if (o.otlp_file && o.output.empty())
+    return fail("--format otlp applies to -o FILE (OTLP/JSON lines); to send spans to a collector use "
+                "--otlp-endpoint URL");
+  if (app.count("--otlp-endpoint") > 0 && o.otlp_endpoint.rfind("http://", 0) != 0 &&
+      o.otlp_endpoint.rfind("https://", 0) != 0)
+    return fail("--otlp-endpoint: '" + o.otlp_endpoint + "' is not an http:// or https:// URL");
+  if (o.traces && o.json)
+    return fail("--traces and --json both write to standard output: use --traces with -o FILE");
   if (!show.empty()) {
     std::string err;
     if (!parse_show(show, &o.show_headers, &o.show_body, &err)) return fail(err);

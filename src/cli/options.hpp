@@ -36,7 +36,10 @@ struct Options {
   bool user_given = false;
   double duration_s = 0;            // 0 = until the end condition / Ctrl-C
   bool json = false;
+  bool traces = false;              // --traces: waterfall of each finished trace on stdout
   std::string output;               // -o FILE
+  bool otlp_file = false;           // --format otlp: -o FILE holds OTLP/JSON lines, not NDJSON
+  std::string otlp_endpoint;        // --otlp-endpoint URL ("" = only from OTEL_EXPORTER_OTLP_*)
   bool quiet = false;
   bool show_headers = false;
   size_t show_body = 0;

@@ -101,6 +101,7 @@ ConnTracker::Conn& ConnTracker::conn_for(uint64_t cookie, uint32_t tgid, uint8_t
   evict_if_full();
   auto c = std::make_unique<Conn>();
   c->role = role;
+  c->id.cookie = cookie;
   c->id.pid = tgid;
   c->id.command = command_of(tgid);
   c->last_ts = ts;
@@ -214,6 +215,14 @@ void ConnTracker::on_data(const ot_data_event& ev, const uint8_t* payload) {
     hold_ciphertext(ev.cookie, c, "tls", ev.hdr.ts_ns, ev.len);
     return;
   }
+  // The request's sender (client) or reader (server): what the trace linker
+  // follows. A server's request bytes also make its request active.
+  if (side != proto::Side::kUnknown && ingress == (side == proto::Side::kServer)) {
+    c.id.req_tid = ev.hdr.tid;
+    c.id.req_ctx = ev.user_ctx;
+    if (observer_ && ingress)
+      observer_->server_request_bytes(ev.cookie, c.id.pid, ev.hdr.tid, ev.user_ctx, seg_ts);
+  }
   if (!c.dec) {
     Protocol p = detect_protocol(seg.data, ingress, side_of(c.role), c.id.local.port,
                                  c.id.remote.port, opt_.detect);
@@ -242,6 +251,7 @@ void ConnTracker::stop_decoding(uint64_t cookie, Conn& c, bool not_ours) {
   if (not_ours) stats_.not_decoded++;
   c.ignored = true;
   if (ignore_) ignore_(cookie); // the kernel stops copying its bytes
+  if (observer_) observer_->conn_end(cookie);
 }
 
 void ConnTracker::emit_note(Conn& c, const char* protocol, const char* note, uint64_t ts) {
@@ -329,6 +339,7 @@ void ConnTracker::close_conn(uint64_t cookie, uint64_t ts, const char* error_typ
     drain(c, ts);
   }
   if (c.dec) stats_.desyncs += c.dec->desyncs();
+  if (observer_) observer_->conn_end(cookie);
   lru_.erase(c.lru);
   conns_.erase(it);
 }
@@ -352,6 +363,7 @@ void ConnTracker::on_conn(const ot_conn_event& ev) {
       else if (has(ev.remote.port)) c.role = OT_ROLE_CLIENT;
     }
     if (ev.comm[0]) c.id.command = std::string(ev.comm, strnlen(ev.comm, sizeof(ev.comm)));
+    if (observer_) observer_->conn_open(ev.cookie, c.id.pid, ev.local, ev.remote);
     break;
   }
   case OT_EV_CONN_CLOSE:

@@ -49,9 +49,26 @@ struct TrackerOptions {
   DecoderLimits limits() const { return DecoderLimits{http_limits}; }
 };
 
+// What the trace linker learns from the connections besides their records.
+class ConnObserver {
+ public:
+  virtual ~ConnObserver() = default;
+  // Addresses of a traced connection, once known.
+  virtual void conn_open(uint64_t cookie, uint32_t pid, const ot_addr& local,
+                         const ot_addr& remote) = 0;
+  // A server connection read request bytes: the thread, its R14 (the
+  // goroutine in Go programs), and when the bytes arrived (kernel clock).
+  virtual void server_request_bytes(uint64_t cookie, uint32_t pid, uint32_t tid, uint64_t ctx,
+                                    uint64_t ts) = 0;
+  // No more records will come from this connection.
+  virtual void conn_end(uint64_t cookie) = 0;
+};
+
 class ConnTracker {
  public:
-  using EmitFn = std::function<void(const Record&)>; // valid during the call only
+  // The record is valid during the call only; the receiver may modify it
+  // (the trace linker gives it its span ids in place).
+  using EmitFn = std::function<void(Record&)>;
   using IgnoreFn = std::function<void(uint64_t cookie)>;
   using ProcFn = std::function<void(const ot_proc_event&)>;
 
@@ -76,6 +93,7 @@ class ConnTracker {
   // Name of a process, cached.
   const std::string& command_of(uint32_t tgid);
   const TrackerStats& stats() const { return stats_; }
+  void set_observer(ConnObserver* o) { observer_ = o; }
   size_t open_connections() const { return conns_.size(); }
 
  private:
@@ -106,6 +124,7 @@ class ConnTracker {
   EmitFn emit_;
   IgnoreFn ignore_;
   ProcFn on_proc_;
+  ConnObserver* observer_ = nullptr;
   std::unordered_map<uint64_t, std::unique_ptr<Conn>> conns_;
   std::unordered_map<uint32_t, std::string> comms_;
   std::vector<uint64_t> closing_; // cookies waiting for their grace period

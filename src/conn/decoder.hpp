@@ -25,7 +25,7 @@ struct RecordOut {
   const WallClock& clock;
   const RecordOptions& opt;
   Record& scratch;                                // reused: cleared per record
-  const std::function<void(const Record&)>& emit; // valid during the call only
+  const std::function<void(Record&)>& emit; // valid during the call only
   uint64_t& records;                              // counter
 };
 

@@ -6,6 +6,7 @@
 #include <charconv>
 
 #include "conn/addr.hpp"
+#include "protocols/w3c/trace_context.hpp"
 
 namespace odigos {
 
@@ -88,6 +89,40 @@ std::string redact_query(std::string_view q) {
   return out;
 }
 
+void set_linking_inputs(Record& r, const ConnIdentity& id) {
+  r.pid = id.pid;
+  r.tid = id.req_tid ? id.req_tid : id.tid;
+  r.conn_cookie = id.cookie;
+  r.exec_ctx = id.req_ctx;
+}
+
+void apply_trace_context(Record& r, const http1::Message& req) {
+  // Every traceparent/tracestate field the request carried (the header may be
+  // repeated: traceparent then is invalid, tracestate is combined).
+  std::vector<std::string_view> parents, states;
+  for (auto& h : req.headers) {
+    if (h.name == "traceparent") parents.push_back(h.value);
+    else if (h.name == "tracestate") states.push_back(h.value);
+  }
+  if (parents.empty()) return;
+  auto tp = w3c::traceparent_of(parents);
+  if (!tp) {
+    r.set("odigos.trace.invalid_traceparent", true);
+    return;
+  }
+  // Server: the caller's span is our parent. Client: the application already
+  // propagates a context, whose parent-id is this very call's span.
+  r.span.trace_id = tp->trace_id;
+  if (r.side == RecordSide::kServer) r.span.parent_span_id = tp->parent_id;
+  else if (r.side == RecordSide::kClient) r.span.span_id = tp->parent_id;
+  else {
+    r.span = SpanIds{};
+    return;
+  }
+  r.span_from_header = true;
+  if (auto ts = w3c::tracestate_of(states)) r.trace_state = std::move(*ts);
+}
+
 void fill_http1_record(Record& r, const http1::Exchange& ex, http1::Side side,
                        const ConnIdentity& id, const WallClock& clock, const RecordOptions& opt,
                        uint64_t end_hint_ns) {
@@ -100,11 +135,12 @@ void fill_http1_record(Record& r, const http1::Exchange& ex, http1::Side side,
   r.side = side == http1::Side::kServer   ? RecordSide::kServer
            : side == http1::Side::kClient ? RecordSide::kClient
                                           : RecordSide::kUnknown;
-  r.pid = id.pid;
-  r.tid = id.tid;
+  set_linking_inputs(r, id);
   r.command = id.command;
   uint64_t start = req.first_ts_ns;
   uint64_t end = resp ? resp->last_ts_ns : std::max(end_hint_ns, req.last_ts_ns);
+  r.start_mono_ns = start;
+  r.end_mono_ns = std::max(end, start);
   r.start_ns = clock.to_wall_ns(start);
   r.duration_ms = end > start ? double(end - start) / 1e6 : 0.0;
   if (resp && resp->first_ts_ns >= start) r.ttfb_ms = double(resp->first_ts_ns - start) / 1e6;
@@ -175,6 +211,7 @@ void fill_http1_record(Record& r, const http1::Exchange& ex, http1::Side side,
     r.set("odigos.tls.library", std::string(id.tls_library));
   }
   if (ex.tunnel) r.set("odigos.http.tunnel", true);
+  apply_trace_context(r, req);
   if (id.retransmits) r.set("odigos.tcp.retransmits", int64_t(id.retransmits));
   if (req.body_truncated || (resp && resp->body_truncated)) r.set("odigos.capture.truncated", true);
 

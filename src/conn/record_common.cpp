@@ -18,10 +18,11 @@ void fill_request_basics(Record& r, const char* protocol, proto::Side side, cons
   r.kind = RecordKind::kRequest;
   r.protocol = protocol;
   r.side = record_side(side);
-  r.pid = id.pid;
-  r.tid = id.tid;
+  set_linking_inputs(r, id);
   r.command = id.command;
   if (end == 0) end = std::max(end_hint, start);
+  r.start_mono_ns = start;
+  r.end_mono_ns = std::max(end, start);
   r.start_ns = clock.to_wall_ns(start);
   r.duration_ms = end > start ? double(end - start) / 1e6 : 0.0;
   if (first_resp && first_resp >= start) r.ttfb_ms = double(first_resp - start) / 1e6;

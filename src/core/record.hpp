@@ -3,6 +3,7 @@
 // write JSON expand the dotted names into nested objects.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -21,6 +22,28 @@ enum class RecordSide { kServer, kClient, kUnknown };
 const char* to_string(RecordKind k);
 const char* to_string(RecordSide s);
 
+// OpenTelemetry span status (the OTLP enum's values).
+enum class SpanStatus : uint8_t { kUnset = 0, kOk = 1, kError = 2 };
+
+// A request record is also a span. Its identity is given by the trace linker
+// (src/trace/) before any sink sees the record; an all-zero trace_id means
+// "not a span" (connection notes, loss records).
+struct SpanIds {
+  std::array<uint8_t, 16> trace_id{};
+  std::array<uint8_t, 8> span_id{};
+  std::array<uint8_t, 8> parent_span_id{}; // all zero: a root, or a span left unlinked
+  bool valid() const {
+    for (auto b : trace_id)
+      if (b) return true;
+    return false;
+  }
+  bool has_parent() const {
+    for (auto b : parent_span_id)
+      if (b) return true;
+    return false;
+  }
+};
+
 struct Record {
   RecordKind kind = RecordKind::kRequest;
   uint64_t start_ns = 0;      // wall clock, ns since the epoch
@@ -32,6 +55,21 @@ struct Record {
   uint32_t tid = 0;
   std::string command;        // process.command (comm)
   bool complete = true;       // false: ended before its response completed
+  // Span (see SpanIds): ids, OpenTelemetry span name and status, and the W3C
+  // tracestate that came with a traceparent header.
+  SpanIds span;
+  std::string span_name;
+  SpanStatus status = SpanStatus::kUnset;
+  std::string trace_state;
+  bool span_from_header = false; // a valid W3C traceparent set trace_id (and parent or own id)
+  // What the linker matches on (not written by sinks): the connection's
+  // socket cookie, the execution context that sent the request (client) or
+  // read it (server) — a thread id, or a goroutine (g address) in Go
+  // programs — and the exchange's start and end on the kernel clock.
+  uint64_t conn_cookie = 0;
+  uint64_t exec_ctx = 0;
+  uint64_t start_mono_ns = 0;
+  uint64_t end_mono_ns = 0;
   // Attributes, OpenTelemetry names, in insertion order. A key is a view:
   // set() takes string literals (static storage, no allocation per record);
   // set_dynamic() copies a computed name (headers) into owned_keys.
@@ -60,6 +98,15 @@ struct Record {
     tid = o.tid;
     command = o.command;
     complete = o.complete;
+    span = o.span;
+    span_name = o.span_name;
+    status = o.status;
+    trace_state = o.trace_state;
+    span_from_header = o.span_from_header;
+    conn_cookie = o.conn_cookie;
+    exec_ctx = o.exec_ctx;
+    start_mono_ns = o.start_mono_ns;
+    end_mono_ns = o.end_mono_ns;
     attrs.clear();
     owned_keys.clear();
     for (auto& a : o.attrs) {
@@ -92,13 +139,30 @@ struct Record {
     pid = tid = 0;
     command.clear();
     complete = true;
+    span = SpanIds{};
+    span_name.clear();
+    status = SpanStatus::kUnset;
+    trace_state.clear();
+    span_from_header = false;
+    conn_cookie = exec_ctx = start_mono_ns = end_mono_ns = 0;
     attrs.clear();
     owned_keys.clear();
+  }
+  // Wall-clock end: exact from the kernel times when known.
+  uint64_t end_ns() const {
+    if (end_mono_ns >= start_mono_ns && start_mono_ns) return start_ns + (end_mono_ns - start_mono_ns);
+    return start_ns + uint64_t(duration_ms * 1e6 + 0.5);
   }
   const AttrValue* get(std::string_view key) const {
     for (auto& a : attrs)
       if (a.key == key) return &a.value;
     return nullptr;
+  }
+  // A string attribute without a copy; empty when absent or not a string.
+  std::string_view get_view(std::string_view key) const {
+    auto* v = get(key);
+    if (v && std::holds_alternative<std::string>(*v)) return std::get<std::string>(*v);
+    return {};
   }
   std::string get_str(std::string_view key) const {
     auto* v = get(key);

@@ -123,6 +123,15 @@ char* put(char* p, std::string_view lit) {
   return p + lit.size();
 }
 
+char* put_hex(char* p, const uint8_t* b, size_t n) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  for (size_t i = 0; i < n; i++) {
+    *p++ = kHex[b[i] >> 4];
+    *p++ = kHex[b[i] & 15];
+  }
+  return p;
+}
+
 size_t value_bound(const AttrValue& v) {
   switch (v.index()) {
   case 0: return string_bound(std::get<std::string>(v).size());
@@ -274,8 +283,9 @@ JsonLayout layout_record_json(const Record& r) {
   thread_local PlanCache cache;
   thread_local Plan scratch;
   const Plan* plan = cache.find_or_build(r, scratch);
-  size_t bound = 512 + string_bound(r.protocol.size()) + string_bound(r.command.size()) +
-                 3 * kDoubleBound + plan->text_bytes;
+  size_t bound = 768 + string_bound(r.protocol.size()) + string_bound(r.command.size()) +
+                 3 * kDoubleBound + plan->text_bytes + string_bound(r.span_name.size()) +
+                 string_bound(r.trace_state.size());
   for (auto& step : plan->steps) bound += value_bound(r.attrs[step.attr].value);
   return JsonLayout{plan, bound};
 }
@@ -311,6 +321,23 @@ char* put_record_json(char* p, const Record& r, JsonLayout layout) {
     p = put(p, "},\"thread\":{\"id\":");
     p = put_uint(p, r.tid);
     *p++ = '}';
+  }
+  if (r.span.valid()) {
+    p = put(p, ",\"trace_id\":\"");
+    p = put_hex(p, r.span.trace_id.data(), r.span.trace_id.size());
+    p = put(p, "\",\"span_id\":\"");
+    p = put_hex(p, r.span.span_id.data(), r.span.span_id.size());
+    if (r.span.has_parent()) {
+      p = put(p, "\",\"parent_span_id\":\"");
+      p = put_hex(p, r.span.parent_span_id.data(), r.span.parent_span_id.size());
+    }
+    p = put(p, "\",\"span_name\":");
+    p = put_json_string(p, r.span_name);
+    if (r.status == SpanStatus::kError) p = put(p, ",\"span_status\":\"error\"");
+    if (!r.trace_state.empty()) {
+      p = put(p, ",\"trace_state\":");
+      p = put_json_string(p, r.trace_state);
+    }
   }
   for (auto& step : plan->steps) {
     p = put(p, step.prefix);

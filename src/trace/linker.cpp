@@ -1,0 +1,659 @@
+#include "trace/linker.hpp"
+
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <random>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "trace/naming.hpp"
+
+namespace odigos::trace {
+
+namespace {
+
+struct ExchKey {
+  uint64_t cookie;
+  uint64_t seq;
+  bool operator==(const ExchKey& o) const { return cookie == o.cookie && seq == o.seq; }
+};
+struct ExchHash {
+  size_t operator()(const ExchKey& k) const { return k.cookie * 0x9e3779b97f4a7c15ull ^ k.seq; }
+};
+
+struct CtxKey {
+  uint32_t pid;
+  uint64_t ctx;
+  bool operator==(const CtxKey& o) const { return pid == o.pid && ctx == o.ctx; }
+};
+struct CtxHash {
+  size_t operator()(const CtxKey& k) const { return k.ctx * 0x9e3779b97f4a7c15ull ^ k.pid; }
+};
+
+// One end of a TCP connection as seen from a side: (local, remote), with
+// IPv4-mapped IPv6 addresses written as IPv4 so both ends agree.
+struct Endpoint {
+  uint16_t family = 0;
+  uint16_t port = 0;
+  uint8_t addr[16] = {};
+};
+Endpoint endpoint(const ot_addr& a) {
+  Endpoint e;
+  e.family = a.family;
+  e.port = a.port;
+  static constexpr uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  if (a.family == AF_INET6 && memcmp(a.addr, kMapped, 12) == 0) {
+    e.family = AF_INET;
+    memcpy(e.addr, a.addr + 12, 4);
+  } else if (a.family == AF_INET) {
+    memcpy(e.addr, a.addr, 4);
+  } else {
+    memcpy(e.addr, a.addr, 16);
+  }
+  return e;
+}
+struct PairKey {
+  Endpoint local, remote;
+  bool operator==(const PairKey& o) const { return memcmp(this, &o, sizeof(*this)) == 0; }
+};
+static_assert(sizeof(PairKey) == 40);
+struct PairHash {
+  size_t operator()(const PairKey& k) const {
+    uint64_t w[5];
+    memcpy(w, &k, sizeof(w));
+    uint64_t h = 0;
+    for (uint64_t x : w) h = (h ^ x) * 0x9e3779b97f4a7c15ull + (h >> 29);
+    return h;
+  }
+};
+
+uint64_t fnv(std::string_view s, uint64_t h = 1469598103934665603ull) {
+  for (char c : s) h = (h ^ uint8_t(c)) * 1099511628211ull;
+  return h;
+}
+
+// What must be equal on both ends of one exchange, and what a proxy forwards
+// unchanged: HTTP method and target; a SQL query's text; 0 when not known.
+uint64_t content_of(const Record& r) {
+  if (r.protocol == "http") {
+    std::string_view m = r.get_view("http.request.method");
+    if (m.empty()) return 0;
+    uint64_t h = fnv(m);
+    h = fnv(r.get_view("url.path"), h ^ 1);
+    if (r.get("url.query")) h = fnv(r.get_view("url.query"), h ^ 2);
+    return h;
+  }
+  std::string_view q = r.get_view("db.query.text");
+  return q.empty() ? 0 : fnv(r.protocol, fnv(q));
+}
+
+} // namespace
+
+struct Node {
+  Record rec;
+  uint64_t seq = 0;     // index of the exchange on its connection
+  uint64_t ctx = 0;     // execution context (thread id, or goroutine)
+  uint64_t content = 0; // content_of(rec)
+  uint64_t arrived = 0; // kernel clock, for the wait bound
+  // Waiting for records (the mirror client exchange, or the server requests
+  // active when this call started): how many have not arrived or ended yet.
+  std::vector<ExchKey> deps;
+  size_t missing = 0;
+  bool multi = false;   // the context ever had several server requests active
+  bool decided = false; // parent chosen (or none)
+  Node* parent = nullptr;
+  std::vector<Node*> trace_waiters; // children waiting for our trace id
+  bool emitted = false;
+  uint64_t emitted_at = 0;
+  bool retain = false; // a late server span may look for us (client with a traced peer)
+  int pins = 0;        // waiters holding a pointer to us
+  // The traceparent the request carried (span_from_header): its trace id and
+  // parent id (server: the caller's span; client: what the header names).
+  std::array<uint8_t, 16> hdr_trace{};
+  std::array<uint8_t, 8> hdr_parent{};
+};
+
+struct Linker::Impl {
+  LinkerOptions opt;
+  EmitFn emit;
+  IsGoFn is_go;
+  LinkerStats stats;
+  std::mt19937_64 rng;
+  uint64_t now = 0; // latest kernel time seen
+
+  std::unordered_map<Node*, std::unique_ptr<Node>> nodes;
+  std::unordered_map<ExchKey, Node*, ExchHash> arrived;  // retained or pinned nodes by exchange
+  std::unordered_map<ExchKey, std::vector<Node*>, ExchHash> waiters;
+  std::unordered_map<uint64_t, std::vector<uint64_t>> waited_seqs; // cookie -> seqs waited on
+  std::unordered_set<Node*> waiting;
+  std::unordered_map<uint64_t, uint64_t> seq_count; // cookie -> request records so far
+  struct Conn {
+    PairKey pair;
+    uint32_t pid;
+    bool ended = false;
+    uint64_t ended_at = 0;
+  };
+  std::unordered_map<uint64_t, Conn> conns;
+  std::unordered_map<PairKey, uint64_t, PairHash> by_pair;
+  struct Active {
+    CtxKey key;
+    uint64_t since;
+    uint64_t seq;
+    bool on; // a request is being handled (entries stay per connection: no churn)
+  };
+  std::unordered_map<uint64_t, Active> active; // server cookie -> request being handled
+  std::unordered_map<CtxKey, std::vector<uint64_t>, CtxHash> active_by_ctx;
+  std::unordered_set<CtxKey, CtxHash> multi_ctx;
+  std::unordered_map<uint32_t, bool> go_cache;
+  std::vector<Node*> retained;
+  uint64_t last_sweep = 0;
+
+  void deactivate(uint64_t cookie, Active& a) {
+    a.on = false;
+    auto it = active_by_ctx.find(a.key);
+    if (it == active_by_ctx.end()) return;
+    auto& v = it->second; // kept when empty: reused by the next request
+    v.erase(std::remove(v.begin(), v.end(), cookie), v.end());
+  }
+
+  bool go(uint32_t pid) {
+    auto it = go_cache.find(pid);
+    if (it != go_cache.end()) return it->second;
+    bool g = is_go ? is_go(pid) : false;
+    if (go_cache.size() > 65536) go_cache.clear();
+    go_cache.emplace(pid, g);
+    return g;
+  }
+  uint64_t ctx_of(uint32_t pid, uint32_t tid, uint64_t user_ctx) {
+    return go(pid) ? user_ctx : tid;
+  }
+
+  template <size_t N>
+  void random_id(std::array<uint8_t, N>& out) {
+    bool zero = true;
+    while (zero) {
+      for (size_t i = 0; i < N; i += 8) {
+        uint64_t v = rng();
+        memcpy(out.data() + i, &v, std::min<size_t>(8, N - i));
+      }
+      zero = std::all_of(out.begin(), out.end(), [](uint8_t b) { return b == 0; });
+    }
+  }
+
+  // Where the other end of `cookie` is, if it is traced too.
+  const Conn* mirror(uint64_t cookie, uint64_t* mirror_cookie) {
+    auto it = conns.find(cookie);
+    if (it == conns.end() || it->second.pair.local.family == AF_UNIX) return nullptr;
+    PairKey m{it->second.pair.remote, it->second.pair.local};
+    auto p = by_pair.find(m);
+    if (p == by_pair.end() || p->second == cookie) return nullptr;
+    auto c = conns.find(p->second);
+    if (c == conns.end()) return nullptr;
+    *mirror_cookie = p->second;
+    return &c->second;
+  }
+
+  void add(Record& r);
+  void depend(Node* n, ExchKey k);
+  void arrive(Node* n, ExchKey k);
+  void dep_done(ExchKey k, Node* arrived_node);
+  void decide(Node* n, bool forced);
+  void decide_server(Node* n);
+  void decide_client(Node* n);
+  void unlink(Node* n, uint64_t& counter, const char* why);
+  void inherit(Node* c, Node* p);
+  void resolve_trace(Node* n);
+  void release(Node* n);
+  void maybe_free(Node* n);
+  void sweep(bool all);
+};
+
+void Linker::Impl::add(Record& in) {
+  if (in.kind != RecordKind::kRequest) {
+    emit(in);
+    return;
+  }
+  now = std::max(now, in.end_mono_ns);
+  stats.spans++;
+  const uint64_t seq = seq_count[in.conn_cookie]++;
+  const ExchKey key{in.conn_cookie, seq};
+  const uint64_t ctx = ctx_of(in.pid, in.tid, in.exec_ctx);
+
+  // What this span depends on, and who may depend on it.
+  std::vector<ExchKey> deps;
+  bool dep_arrived = false; // the mirror exchange is already here
+  bool dep_ended = false;   // ... or will never come
+  bool multi = false;
+  bool retain = false;
+  if (in.side == RecordSide::kServer) {
+    // This request is no longer being handled.
+    auto a = active.find(in.conn_cookie);
+    if (a != active.end() && a->second.on) deactivate(a->first, a->second);
+    // The other end traced: its exchange is the parent, header or not (a
+    // proxy forwards the header it received: the caller it names is not
+    // the one on this connection).
+    uint64_t peer = 0;
+    if (const Conn* m = mirror(in.conn_cookie, &peer)) {
+      ExchKey pk{peer, seq};
+      deps.push_back(pk);
+      dep_arrived = arrived.count(pk) > 0;
+      dep_ended = !dep_arrived && m->ended && seq_count[peer] <= seq;
+    }
+  } else if (in.side == RecordSide::kClient) {
+    CtxKey ck{in.pid, ctx};
+    multi = multi_ctx.count(ck) > 0;
+    auto it = active_by_ctx.find(ck);
+    if (it != active_by_ctx.end()) {
+      for (uint64_t sc : it->second) {
+        const Active& a = active[sc];
+        if (a.since <= in.start_mono_ns) deps.push_back(ExchKey{sc, a.seq});
+      }
+    }
+    // A late server span of a traced peer may look for this exchange.
+    uint64_t peer = 0;
+    retain = mirror(in.conn_cookie, &peer) != nullptr;
+  }
+  const bool awaited = !waiters.empty() && waiters.count(key) > 0;
+
+  // Nothing to wait for, nobody waiting, nothing to keep: a root (or a span
+  // its header decides), given its ids and emitted in place, no copy.
+  if (deps.empty() && !awaited && !retain) {
+    if (in.span_from_header) {
+      if (in.side == RecordSide::kServer) random_id(in.span.span_id);
+      stats.from_header++;
+    } else {
+      random_id(in.span.span_id);
+      random_id(in.span.trace_id);
+      stats.roots++;
+    }
+    name_span(in);
+    emit(in);
+    return;
+  }
+
+  auto owned = std::make_unique<Node>();
+  Node* n = owned.get();
+  nodes.emplace(n, std::move(owned));
+  n->rec = in;
+  n->seq = seq;
+  n->ctx = ctx;
+  n->content = content_of(in);
+  n->arrived = now;
+  n->multi = multi;
+  n->retain = retain;
+  if (in.span_from_header) {
+    n->hdr_trace = in.span.trace_id;
+    n->hdr_parent = in.side == RecordSide::kClient ? in.span.span_id : in.span.parent_span_id;
+  }
+  if (!n->rec.span_from_header || n->rec.side != RecordSide::kClient) random_id(n->rec.span.span_id);
+  for (auto& k : deps) {
+    if (in.side == RecordSide::kServer && (dep_arrived || dep_ended)) {
+      n->deps.push_back(k);
+      if (dep_arrived) arrived[k]->pins++;
+    } else {
+      depend(n, k);
+    }
+  }
+  arrive(n, key);
+  if (n->missing == 0) decide(n, false);
+  else waiting.insert(n);
+}
+
+void Linker::Impl::depend(Node* n, ExchKey k) {
+  n->deps.push_back(k);
+  n->missing++;
+  waiters[k].push_back(n);
+  waited_seqs[k.cookie].push_back(k.seq);
+}
+
+// n, the record of exchange k, arrived: those waiting for it get one
+// dependency fewer (and keep n pinned until they decide).
+void Linker::Impl::arrive(Node* n, ExchKey k) {
+  arrived[k] = n;
+  dep_done(k, n);
+}
+
+void Linker::Impl::dep_done(ExchKey k, Node* arrived_node) {
+  auto w = waiters.find(k);
+  if (w == waiters.end()) return;
+  std::vector<Node*> ws = std::move(w->second);
+  waiters.erase(w);
+  // Pinned for every waiter first: a waiter's decision may unpin it.
+  if (arrived_node) arrived_node->pins += int(ws.size());
+  for (Node* x : ws) {
+    if (x->missing > 0 && --x->missing == 0) {
+      waiting.erase(x);
+      decide(x, false);
+    }
+  }
+}
+
+void Linker::Impl::unlink(Node* n, uint64_t& counter, const char* why) {
+  counter++;
+  n->parent = nullptr;
+  n->rec.set("odigos.trace.unlinked", std::string(why));
+}
+
+void Linker::Impl::decide(Node* n, bool forced) {
+  if (n->decided) return;
+  n->decided = true;
+  if (forced && n->missing > 0) {
+    unlink(n, stats.unlinked_timeout, "timeout");
+  } else if (n->rec.side == RecordSide::kServer) {
+    decide_server(n);
+  } else {
+    decide_client(n);
+  }
+  std::vector<ExchKey> deps = std::move(n->deps);
+  n->deps.clear();
+  if (n->parent && !n->parent->emitted) {
+    n->parent->trace_waiters.push_back(n);
+  } else {
+    if (n->parent) inherit(n, n->parent);
+    resolve_trace(n);
+  }
+  // What it waited for is no longer needed by it: the nodes that arrived
+  // while it waited (pinned then) are unpinned.
+  for (auto& k : deps) {
+    auto a = arrived.find(k);
+    if (a != arrived.end() && a->second->pins > 0 && a->second != n) {
+      Node* d = a->second;
+      d->pins--;
+      maybe_free(d);
+    }
+  }
+}
+
+void Linker::Impl::decide_server(Node* n) {
+  const bool header = n->rec.span_from_header;
+  auto a = n->deps.empty() ? arrived.end() : arrived.find(n->deps[0]);
+  Node* c = a == arrived.end() ? nullptr : a->second;
+  if (header && c && !(c->rec.side == RecordSide::kClient && c->rec.span_from_header &&
+                       c->hdr_trace == n->hdr_trace && c->hdr_parent == n->hdr_parent))
+    c = nullptr; // the peer did not send this header: it decides
+  if (header && !c) {
+    stats.from_header++;
+    return;
+  }
+  if (n->deps.empty()) {
+    stats.roots++;
+    return;
+  }
+  if (!c) {
+    unlink(n, stats.unlinked_mismatch, "peer_missing");
+    return;
+  }
+  const Record& cr = c->rec;
+  const Record& sr = n->rec;
+  bool contained = cr.start_mono_ns <= sr.start_mono_ns && sr.end_mono_ns <= cr.end_mono_ns;
+  bool same = cr.side == RecordSide::kClient && cr.protocol == sr.protocol &&
+              (c->content == 0 || n->content == 0 || c->content == n->content);
+  if (!contained || !same) {
+    if (header) stats.from_header++; // the header still decides
+    else unlink(n, stats.unlinked_mismatch, contained ? "peer_mismatch" : "peer_time");
+    return;
+  }
+  n->parent = c;
+  stats.cross_process++;
+}
+
+void Linker::Impl::decide_client(Node* n) {
+  if (n->deps.empty()) {
+    if (!n->rec.span_from_header) stats.roots++;
+    return;
+  }
+  std::vector<Node*> cands;
+  for (auto& k : n->deps) {
+    auto a = arrived.find(k);
+    if (a == arrived.end()) continue;
+    Node* s = a->second;
+    if (s->rec.side == RecordSide::kServer && s->rec.pid == n->rec.pid &&
+        s->rec.start_mono_ns <= n->rec.start_mono_ns && n->rec.end_mono_ns <= s->rec.end_mono_ns)
+      cands.push_back(s);
+  }
+  // A header the application "sends" may be one it forwards: the one a
+  // request it is handling came with. Then it does not name this call's span.
+  if (n->rec.span_from_header) {
+    for (auto& k : n->deps) {
+      auto a = arrived.find(k);
+      if (a == arrived.end()) continue;
+      Node* s = a->second;
+      if (s->rec.side == RecordSide::kServer && s->rec.span_from_header &&
+          s->hdr_trace == n->hdr_trace && s->hdr_parent == n->hdr_parent) {
+        random_id(n->rec.span.span_id);
+        break;
+      }
+    }
+  }
+  Node* parent = nullptr;
+  if (cands.size() == 1 && n->deps.size() == 1 && !n->multi) {
+    parent = cands[0];
+  } else if (!cands.empty()) {
+    // An event loop handles several requests on one thread: only a request
+    // that forwards what it received identifies its parent.
+    Node* match = nullptr;
+    int matches = 0;
+    for (Node* s : cands)
+      if (n->rec.protocol == "http" && s->rec.protocol == "http" && n->content &&
+          n->content == s->content) {
+        match = s;
+        matches++;
+      }
+    if (matches == 1) parent = match;
+    else {
+      unlink(n, stats.unlinked_ambiguous, "ambiguous");
+      return;
+    }
+  } else {
+    unlink(n, stats.unlinked_mismatch, "parent_missing");
+    return;
+  }
+  n->parent = parent;
+  stats.in_process++;
+}
+
+// Child c takes the trace of its (resolved) parent p — unless c carries the
+// application's own context for another trace, which wins.
+void Linker::Impl::inherit(Node* c, Node* p) {
+  Record& r = c->rec;
+  c->parent = nullptr; // p may be freed once emitted
+  if (r.span_from_header && r.span.trace_id != p->rec.span.trace_id) {
+    if (r.side == RecordSide::kClient) stats.in_process--;
+    else stats.cross_process--;
+    unlink(c, stats.unlinked_mismatch, "trace_conflict");
+    return;
+  }
+  r.span.trace_id = p->rec.span.trace_id;
+  r.span.parent_span_id = p->rec.span.span_id;
+  if (r.trace_state.empty()) r.trace_state = p->rec.trace_state;
+}
+
+// n has its parent's ids (or no parent): it gets a trace if it has none, is
+// emitted, and so are the children that waited for it.
+void Linker::Impl::resolve_trace(Node* first) {
+  std::vector<Node*> stack{first};
+  while (!stack.empty()) {
+    Node* n = stack.back();
+    stack.pop_back();
+    Record& r = n->rec;
+    if (!r.span.valid()) random_id(r.span.trace_id);
+    name_span(r);
+    emit(r);
+    n->emitted = true;
+    n->emitted_at = now;
+    for (Node* c : n->trace_waiters) {
+      inherit(c, n);
+      stack.push_back(c);
+    }
+    n->trace_waiters.clear();
+    release(n);
+  }
+}
+
+// Emitted: the record's payload is no longer needed; what matching needs
+// stays while n is retained or pinned.
+void Linker::Impl::release(Node* n) {
+  if (n->retain) retained.push_back(n);
+  maybe_free(n);
+}
+
+void Linker::Impl::maybe_free(Node* n) {
+  if (!n->emitted || n->pins > 0 || !n->trace_waiters.empty()) return;
+  if (n->retain && now < n->emitted_at + opt.retain_ns) return;
+  // Still referenced as a parent by a child waiting to be resolved? Children
+  // are only queued on unemitted parents, so an emitted node is safe to free.
+  ExchKey k{n->rec.conn_cookie, n->seq};
+  auto a = arrived.find(k);
+  if (a != arrived.end() && a->second == n) arrived.erase(a);
+  if (n->retain) {
+    n->retain = false; // the sweep drops it from `retained`
+    return;
+  }
+  nodes.erase(n);
+}
+
+void Linker::Impl::sweep(bool all) {
+  // Retained nodes past their time.
+  size_t keep = 0;
+  for (Node* n : retained) {
+    if (all || now >= n->emitted_at + opt.retain_ns) {
+      n->retain = false;
+      ExchKey k{n->rec.conn_cookie, n->seq};
+      if (n->pins == 0) {
+        auto a = arrived.find(k);
+        if (a != arrived.end() && a->second == n) arrived.erase(a);
+        nodes.erase(n);
+      }
+    } else {
+      retained[keep++] = n;
+    }
+  }
+  retained.resize(keep);
+  // Spans that waited too long (or all of them at the end).
+  std::vector<Node*> late;
+  for (Node* n : waiting)
+    if (all || now >= n->arrived + opt.max_wait_ns) late.push_back(n);
+  if (!all && waiting.size() > opt.max_pending) {
+    std::vector<Node*> w(waiting.begin(), waiting.end());
+    std::sort(w.begin(), w.end(), [](Node* a, Node* b) { return a->arrived < b->arrived; });
+    for (size_t i = 0; i < w.size() - opt.max_pending; i++) late.push_back(w[i]);
+  }
+  std::sort(late.begin(), late.end(), [](Node* a, Node* b) { return a->arrived < b->arrived; });
+  late.erase(std::unique(late.begin(), late.end()), late.end());
+  for (Node* n : late) {
+    if (!waiting.erase(n)) continue;
+    for (auto& k : n->deps) {
+      auto w = waiters.find(k);
+      if (w == waiters.end()) continue;
+      auto& v = w->second;
+      v.erase(std::remove(v.begin(), v.end(), n), v.end());
+      if (v.empty()) waiters.erase(w);
+    }
+    decide(n, true);
+  }
+  // A request active for longer than any wait (a stream nobody answers):
+  // no longer a candidate parent.
+  for (auto& [cookie, a] : active)
+    if (a.on && (all || now >= a.since + opt.max_wait_ns)) deactivate(cookie, a);
+  for (auto it = active_by_ctx.begin(); it != active_by_ctx.end();) {
+    if (it->second.empty() && active_by_ctx.size() > 4096) it = active_by_ctx.erase(it);
+    else ++it;
+  }
+  // Ended connections: forget them once nothing can ask.
+  for (auto it = conns.begin(); it != conns.end();) {
+    if (it->second.ended && (all || now >= it->second.ended_at + opt.retain_ns)) {
+      auto p = by_pair.find(it->second.pair);
+      if (p != by_pair.end() && p->second == it->first) by_pair.erase(p);
+      seq_count.erase(it->first);
+      it = conns.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+Linker::Linker(LinkerOptions opt, EmitFn emit, IsGoFn is_go) : impl_(std::make_unique<Impl>()) {
+  impl_->opt = opt;
+  impl_->emit = std::move(emit);
+  impl_->is_go = std::move(is_go);
+  uint64_t seed = opt.seed;
+  if (!seed) {
+    std::random_device rd;
+    seed = (uint64_t(rd()) << 32) ^ rd();
+  }
+  impl_->rng.seed(seed);
+}
+
+Linker::~Linker() = default;
+
+void Linker::add(Record& r) { impl_->add(r); }
+
+void Linker::tick(uint64_t now) {
+  Impl& m = *impl_;
+  m.now = std::max(m.now, now);
+  if (m.now < m.last_sweep + 200'000'000ull && m.waiting.size() <= m.opt.max_pending) return;
+  m.last_sweep = m.now;
+  m.sweep(false);
+}
+
+void Linker::finish() { impl_->sweep(true); }
+
+const LinkerStats& Linker::stats() const { return impl_->stats; }
+size_t Linker::pending() const { return impl_->waiting.size(); }
+
+void Linker::conn_open(uint64_t cookie, uint32_t pid, const ot_addr& local, const ot_addr& remote) {
+  Impl& m = *impl_;
+  Impl::Conn c;
+  c.pair = PairKey{endpoint(local), endpoint(remote)};
+  c.pid = pid;
+  auto old = m.conns.find(cookie);
+  if (old != m.conns.end()) {
+    auto p = m.by_pair.find(old->second.pair);
+    if (p != m.by_pair.end() && p->second == cookie) m.by_pair.erase(p);
+  }
+  m.by_pair[c.pair] = cookie;
+  m.conns[cookie] = c;
+}
+
+void Linker::server_request_bytes(uint64_t cookie, uint32_t pid, uint32_t tid, uint64_t user_ctx,
+                                  uint64_t ts) {
+  Impl& m = *impl_;
+  auto [it, fresh] = m.active.try_emplace(cookie);
+  Impl::Active& a = it->second;
+  if (!fresh && a.on) return;
+  CtxKey key{pid, m.ctx_of(pid, tid, user_ctx)};
+  a = Impl::Active{key, ts, m.seq_count[cookie], true};
+  auto& v = m.active_by_ctx[key];
+  v.push_back(cookie);
+  if (v.size() > 1) m.multi_ctx.insert(key);
+  if (m.multi_ctx.size() > 65536) m.multi_ctx.clear();
+}
+
+void Linker::conn_end(uint64_t cookie) {
+  Impl& m = *impl_;
+  auto a = m.active.find(cookie);
+  if (a != m.active.end()) {
+    if (a->second.on) m.deactivate(cookie, a->second);
+    m.active.erase(a);
+  }
+  // Exchanges waited for on it will not come.
+  auto w = m.waited_seqs.find(cookie);
+  if (w != m.waited_seqs.end()) {
+    std::vector<uint64_t> seqs = std::move(w->second);
+    m.waited_seqs.erase(w);
+    for (uint64_t s : seqs) m.dep_done(ExchKey{cookie, s}, nullptr);
+  }
+  auto c = m.conns.find(cookie);
+  if (c != m.conns.end()) {
+    c->second.ended = true;
+    c->second.ended_at = m.now;
+  } else {
+    m.seq_count.erase(cookie);
+  }
+}
+
+} // namespace odigos::trace
