@@ -379,3 +379,20 @@ def proc_status(pid):
             k, _, v = line.partition(":")
             out[k] = v.strip()
     return out
+
+
+def children(pid):
+    """PIDs of the processes whose parent is `pid` (e.g. nginx's workers)."""
+    kids = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        # Field 4 (ppid) follows the parenthesised command name.
+        if int(stat[stat.rfind(")") + 2:].split()[1]) == pid:
+            kids.add(int(entry))
+    return kids

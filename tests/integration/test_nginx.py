@@ -5,25 +5,10 @@ import os
 import subprocess
 import time
 
-from harness import Tracer, check, get, require_root, run_main, start_nginx, stop
+from harness import children, Tracer, check, get, require_root, run_main, start_nginx, stop
 INDEX_SIZE = 612
 BIG_SIZE = 200 * 1024
 
-def children(pid):
-    kids = set()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        # Field 4 (ppid) follows the parenthesised command name.
-        fields = stat[stat.rfind(")") + 2:].split()
-        if int(fields[1]) == pid:
-            kids.add(int(entry))
-    return kids
 
 
 def alive(pid):

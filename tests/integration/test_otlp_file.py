@@ -11,7 +11,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "otlp"))
-from harness import (Tracer, check, free_port, require_root, run_main, start_nginx,  # noqa: E402
+from harness import (children, Tracer, check, free_port, require_root, run_main, start_nginx,  # noqa: E402
                      start_python_server, stop)
 from otlp_helpers import require_codec, spans_of, attrs, validate_file  # noqa: E402
 
@@ -20,18 +20,6 @@ PY_REQUESTS = [("/fast", 200), ("/fast", 200), ("/fast", 200), ("/slow?ms=200", 
 NGINX_REQUESTS = [("/index.html", 200), ("/index.html", 200), ("/missing.html", 404)]
 
 
-def children(pid):
-    out = set()
-    for e in os.listdir("/proc"):
-        if e.isdigit():
-            try:
-                with open(f"/proc/{e}/stat") as f:
-                    s = f.read()
-            except OSError:
-                continue
-            if int(s[s.rfind(")") + 2:].split()[1]) == pid:
-                out.add(int(e))
-    return out
 
 
 def test(a):

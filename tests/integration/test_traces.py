@@ -49,7 +49,7 @@ import tempfile
 import threading
 import time
 
-from harness import (Failure, Tracer, check, free_port, get, require_root, run_main, start_nginx,
+from harness import (children, Failure, Tracer, check, free_port, get, require_root, run_main, start_nginx,
                      stop, wait_port)
 
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "traces")
@@ -87,19 +87,6 @@ def build_go(tmp):
     return out
 
 
-def children(pid):
-    kids = set()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        if int(stat[stat.rfind(")") + 2:].split()[1]) == pid:
-            kids.add(int(entry))
-    return kids
 
 
 def alive(pid, comm):

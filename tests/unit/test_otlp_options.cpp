@@ -14,7 +14,7 @@ ParseOutcome parse_otlp(std::vector<std::string> args) {
 }
 } // namespace
 
-TEST_CASE("--format chooses the -o file's format", "[cli][otlp]") {
+TEST_CASE("cli: --format chooses the -o file's format", "[cli][otlp]") {
   auto o = parse_otlp({"--pid", "1", "-o", "t.jsonl", "--format", "otlp"});
   REQUIRE(o.options);
   CHECK(o.options->otlp_file);
@@ -34,7 +34,7 @@ TEST_CASE("--format chooses the -o file's format", "[cli][otlp]") {
   CHECK(o.exit_code == kExitError);
 }
 
-TEST_CASE("--otlp-endpoint takes an http(s) URL", "[cli][otlp]") {
+TEST_CASE("cli: --otlp-endpoint takes an http(s) URL", "[cli][otlp]") {
   auto o = parse_otlp({"--pid", "1", "--otlp-endpoint", "http://localhost:4318"});
   REQUIRE(o.options);
   CHECK(o.options->otlp_endpoint == "http://localhost:4318");

@@ -214,6 +214,16 @@ struct Harness {
   }
 };
 
+// The record as the HTTP/1 decoder makes it when the request carries kTp.
+Record with_header(Record r) {
+  auto tp = *w3c::parse_traceparent(kTp);
+  r.span.trace_id = tp.trace_id;
+  if (r.side == RecordSide::kServer) r.span.parent_span_id = tp.parent_id;
+  else r.span.span_id = tp.parent_id;
+  r.span_from_header = true;
+  return r;
+}
+
 bool parent_of(const Record& child, const Record& parent) {
   return child.span.parent_span_id == parent.span.span_id &&
          child.span.trace_id == parent.span.trace_id;
@@ -337,17 +347,10 @@ TEST_CASE("linker: headers take precedence over socket matching", "[trace][linke
   Harness h;
   h.linker.conn_open(11, 1, v4("127.0.0.1", 5000), v4("127.0.0.1", 80));
   h.linker.conn_open(22, 2, v4("127.0.0.1", 80), v4("127.0.0.1", 5000));
-  auto tp = *w3c::parse_traceparent(kTp);
   // The application propagates: its client span is the header's parent-id,
   // the server span sees the same header.
-  Record c = http(RecordSide::kClient, 1, 100, 11, 100, 200, "/a");
-  c.span.trace_id = tp.trace_id;
-  c.span.span_id = tp.parent_id;
-  c.span_from_header = true;
-  Record s = http(RecordSide::kServer, 2, 200, 22, 110, 190, "/a");
-  s.span.trace_id = tp.trace_id;
-  s.span.parent_span_id = tp.parent_id;
-  s.span_from_header = true;
+  Record c = with_header(http(RecordSide::kClient, 1, 100, 11, 100, 200, "/a"));
+  Record s = with_header(http(RecordSide::kServer, 2, 200, 22, 110, 190, "/a"));
   h.linker.add(s);
   CHECK(h.out.empty()); // its peer is traced: waits for it
   h.linker.add(c);
@@ -356,11 +359,7 @@ TEST_CASE("linker: headers take precedence over socket matching", "[trace][linke
   CHECK(hex(h.out[0].span.span_id.data(), 8) == "00f067aa0ba902b7"); // the app's own id
   CHECK(hex(h.out[1].span.parent_span_id.data(), 8) == "00f067aa0ba902b7");
   // Without a traced peer the header alone decides, at once.
-  Record lone = http(RecordSide::kServer, 2, 200, 99, 500, 600, "/b");
-  lone.span.trace_id = tp.trace_id;
-  lone.span.parent_span_id = tp.parent_id;
-  lone.span_from_header = true;
-  h.linker.add(lone);
+  h.linker.add(with_header(http(RecordSide::kServer, 2, 200, 99, 500, 600, "/b")));
   REQUIRE(h.out.size() == 3);
   CHECK(hex(h.out[2].span.parent_span_id.data(), 8) == "00f067aa0ba902b7");
   CHECK(h.linker.stats().from_header == 1);
@@ -370,12 +369,7 @@ TEST_CASE("linker: a client header naming another trace wins over the thread's r
           "[trace][linker]") {
   Harness h;
   h.linker.server_request_bytes(5, 3, 30, 0, 100);
-  Record call = http(RecordSide::kClient, 3, 30, 6, 120, 150, "/db");
-  auto tp = *w3c::parse_traceparent(kTp);
-  call.span.trace_id = tp.trace_id;
-  call.span.span_id = tp.parent_id;
-  call.span_from_header = true;
-  h.linker.add(call);
+  h.linker.add(with_header(http(RecordSide::kClient, 3, 30, 6, 120, 150, "/db")));
   h.linker.add(http(RecordSide::kServer, 3, 30, 5, 100, 200, "/front"));
   REQUIRE(h.out.size() == 2);
   auto* c = h.find(RecordSide::kClient, 3);
@@ -459,13 +453,6 @@ TEST_CASE("linker: a proxy forwarding a traceparent does not take its caller's s
   h.linker.server_request_bytes(10, 1, 1, 0, 100);
   h.linker.server_request_bytes(22, 2, 2, 0, 120);
   auto tp = *w3c::parse_traceparent(kTp);
-  auto with_header = [&](Record r) {
-    r.span.trace_id = tp.trace_id;
-    if (r.side == RecordSide::kServer) r.span.parent_span_id = tp.parent_id;
-    else r.span.span_id = tp.parent_id;
-    r.span_from_header = true;
-    return r;
-  };
   h.linker.add(with_header(http(RecordSide::kServer, 2, 2, 22, 120, 170, "/a")));
   h.linker.add(with_header(http(RecordSide::kClient, 1, 1, 11, 110, 180, "/a")));
   CHECK(h.out.empty());
