@@ -14,6 +14,8 @@
 #include "odigos/abi.hpp"
 #include "protocols/http1/http1.hpp"
 #include "sinks/json.hpp"
+#include "export/otlp_json.hpp"
+#include "export/otlp_proto.hpp"
 #include "trace/linker.hpp"
 
 using namespace odigos;
@@ -121,6 +123,53 @@ void full_path(benchmark::State& state, bool link) {
   state.SetItemsProcessed(state.iterations());
 }
 
+// One nginx-like exchange as the record (a root span) the sinks get.
+Record sample_span() {
+  WallClock clock;
+  Record out;
+  trace::Linker linker(trace::LinkerOptions{}, [&](Record& r) { out = r; }, nullptr);
+  ConnTracker t(TrackerOptions{}, clock, [&](Record& r) { linker.add(r); }, nullptr, nullptr);
+  ot_conn_event open{};
+  open.hdr.type = OT_EV_CONN_OPEN;
+  open.hdr.tgid = 100;
+  open.cookie = 1;
+  open.role = OT_ROLE_SERVER;
+  open.local.family = open.remote.family = 2;
+  open.local.port = 18080;
+  open.remote.port = 50000;
+  t.handle(&open, sizeof(open));
+  auto a = data_event(1, OT_DIR_INGRESS, 1, 0, kReq, uint32_t(kReq.size()));
+  auto b = data_event(1, OT_DIR_EGRESS, 2, 0, kResp, uint32_t(kResp.size()));
+  auto c = data_event(1, OT_DIR_EGRESS, 3, kResp.size(), "", 612);
+  t.handle(a.data(), a.size());
+  t.handle(b.data(), b.size());
+  t.handle(c.data(), c.size());
+  return out;
+}
+
+// The OTLP sinks' per-span work on the reader thread: one Span encoded.
+void BM_OtlpSpanProto(benchmark::State& state) {
+  Record r = sample_span();
+  std::string buf;
+  for (auto _ : state) {
+    buf.clear();
+    otlp::append_span_field_proto(buf, r);
+    benchmark::DoNotOptimize(buf.data());
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+
+void BM_OtlpSpanJson(benchmark::State& state) {
+  Record r = sample_span();
+  std::string buf;
+  for (auto _ : state) {
+    buf.clear();
+    otlp::append_span_json(buf, r);
+    benchmark::DoNotOptimize(buf.data());
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+
 void BM_FullPathPerRecord(benchmark::State& state) { full_path(state, false); }
 void BM_FullPathLinkedPerRecord(benchmark::State& state) { full_path(state, true); }
 } // namespace
@@ -133,6 +182,8 @@ int main(int argc, char** argv) {
       benchmark::RegisterBenchmark("BM_Http1SessionPairs", BM_Http1SessionPairs),
       benchmark::RegisterBenchmark("BM_FullPathPerRecord", BM_FullPathPerRecord),
       benchmark::RegisterBenchmark("BM_FullPathLinkedPerRecord", BM_FullPathLinkedPerRecord),
+      benchmark::RegisterBenchmark("BM_OtlpSpanProto", BM_OtlpSpanProto),
+      benchmark::RegisterBenchmark("BM_OtlpSpanJson", BM_OtlpSpanJson),
   };
   if (const char* it = getenv("ODIGOS_BENCH_ITERS"))
     for (auto* b : all) b->Iterations(benchmark::IterationCount(atoll(it)));

@@ -180,6 +180,52 @@ struct {
  * not look for TLS calls. */
 volatile __u32 tls_probes_active __weak = 0;
 volatile __u32 go_probes_active __weak = 0;
+volatile __u32 go_http_probes_active __weak = 0;
+
+/* Go net/http client (trace linking): the goroutine that called
+ * (*persistConn).roundTrip for a request (key: its *Request), and, once the
+ * transport's writeLoop goroutine starts writing that request, whose request
+ * that writer goroutine writes (key: the writer's g). The writer's next socket
+ * binds the override to that socket: a goroutine that later reuses the
+ * writer's g struct writes elsewhere and keeps its own identity. */
+struct go_req_key {
+	__u32 tgid;
+	__u32 _pad;
+	__u64 req;
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct go_req_key);
+	__type(value, __u64);
+} go_req_owner SEC(".maps") __weak;
+
+struct go_writer {
+	__u64 owner;  /* g of the goroutine whose request is being written */
+	__u64 cookie; /* the socket it is written to; 0 until the first write */
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct go_call_key);
+	__type(value, struct go_writer);
+} go_writers SEC(".maps") __weak;
+
+/* The execution context reported with a socket call (ot_data_event.user_ctx):
+ * R14, the goroutine in Go programs, or for net/http's writeLoop the
+ * goroutine whose request it writes. */
+static __always_inline __u64 exec_ctx(__u32 tgid, __u64 r14, __u64 cookie)
+{
+	if (!go_http_probes_active)
+		return r14;
+	struct go_call_key k = {.tgid = tgid, .g = r14};
+	struct go_writer *w = bpf_map_lookup_elem(&go_writers, &k);
+	if (!w)
+		return r14;
+	if (!w->cookie)
+		w->cookie = cookie;
+	return w->cookie == cookie ? w->owner : r14;
+}
 
 static __always_inline void count_drop(__u32 kind)
 {
@@ -306,7 +352,9 @@ static __always_inline void emit_plaintext(const struct tls_call *call, __u64 co
 	ev->syscall = OT_SYSCALL_TLS_BASE + call->lib;
 	ev->wire_ns = call->wire_ns;
 	/* In a probe or a syscall alike, the task's saved user registers. */
-	ev->user_ctx = ((struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf()))->r14;
+	ev->user_ctx = exec_ctx(ev->hdr.tgid,
+				((struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf()))->r14,
+				cookie);
 	ev->role = OT_ROLE_UNKNOWN;
 	ev->pos = 0;
 	struct ot_conn_state *st = bpf_map_lookup_elem(&conns, &cookie);

@@ -230,4 +230,47 @@ int BPF_KPROBE(ot_go_read_copied)
 	return 0;
 }
 
+/* Go net/http client, for trace linking (see go_writers in common.bpf.h). Both
+ * on the jbe after the stack check, like the crypto/tls entries. */
+SEC("uprobe")
+int BPF_KPROBE(ot_go_http_round_trip)
+{
+	if (ctx->flags & (X86_EFLAGS_CF | X86_EFLAGS_ZF))
+		return 0;
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	if (!current_is_traced(tgid))
+		return 0;
+	/* RBX = *transportRequest, whose first field is the embedded *Request. */
+	__u64 req = 0;
+	if (bpf_probe_read_user(&req, sizeof(req), (void *)ctx->bx) || !req)
+		return 0;
+	struct go_req_key k = {.tgid = tgid, .req = req};
+	__u64 g = ctx->r14;
+	bpf_map_update_elem(&go_req_owner, &k, &g, BPF_ANY);
+	return 0;
+}
+
+SEC("uprobe")
+int BPF_KPROBE(ot_go_http_request_write)
+{
+	if (ctx->flags & (X86_EFLAGS_CF | X86_EFLAGS_ZF))
+		return 0;
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	if (!current_is_traced(tgid))
+		return 0;
+	struct go_req_key k = {.tgid = tgid, .req = ctx->ax};
+	__u64 *owner = bpf_map_lookup_elem(&go_req_owner, &k);
+	struct go_call_key wk = {.tgid = tgid, .g = ctx->r14};
+	if (!owner) {
+		/* Not a transport's request (Request.Write elsewhere): this
+		 * goroutine writes for itself. */
+		bpf_map_delete_elem(&go_writers, &wk);
+		return 0;
+	}
+	struct go_writer w = {.owner = *owner, .cookie = 0};
+	bpf_map_update_elem(&go_writers, &wk, &w, BPF_ANY);
+	bpf_map_delete_elem(&go_req_owner, &k);
+	return 0;
+}
+
 char LICENSE[] SEC("license") = "GPL";

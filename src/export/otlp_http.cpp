@@ -475,18 +475,19 @@ void Exporter::send_batch(std::vector<Item>& batch) {
     }
     // Sleep until the retry, waking early only if an exit deadline now falls
     // before it (then give up).
-    const uint64_t until = now + d.delay_ms;
+    // (On the clock itself: whole milliseconds would wake up to 1 ms early.)
+    const auto until_tp = std::chrono::steady_clock::now() + std::chrono::milliseconds(d.delay_ms);
+    const uint64_t until = now_ms() + d.delay_ms + 1;
     std::unique_lock lk(mu_);
     while (true) {
-      uint64_t t = now_ms();
-      if (t >= until) break;
+      if (std::chrono::steady_clock::now() >= until_tp) break;
       if (deadline_ms_ <= until) {
         lk.unlock();
         fail(n, r.status ? fmt::format("HTTP {} (not retried before exit)", r.status)
                          : fmt::format("{} (not retried before exit)", r.error));
         return;
       }
-      cv_.wait_for(lk, std::chrono::milliseconds(until - t));
+      cv_.wait_until(lk, until_tp);
     }
   }
 }

@@ -95,7 +95,7 @@ struct UprobePointSpec {
 // Attaches every point or none: on failure the links made so far are
 // destroyed and `error` names the point.
 std::vector<bpf_link*> attach_points(int pid, const std::string& path,
-                                     std::initializer_list<UprobePointSpec> points,
+                                     const std::vector<UprobePointSpec>& points,
                                      std::string* error) {
   std::vector<bpf_link*> links;
   for (const UprobePointSpec& p : points) {
@@ -128,18 +128,23 @@ std::vector<bpf_link*> BpfProbes::attach_tls(int lib, int pid, const std::string
       error);
 }
 
-std::vector<bpf_link*> BpfProbes::attach_go(int pid, const std::string& path,
-                                            uint64_t write_offset, uint64_t read_offset,
-                                            uint64_t copied_offset, int n_regs_offset,
-                                            bool layout_known, std::string* error) {
+std::vector<bpf_link*> BpfProbes::attach_go(int pid, const std::string& path, const GoPoints& g,
+                                            std::string* error) {
   auto* p = &skel_->progs;
-  uint64_t copied_cookie = uint64_t(n_regs_offset) | (layout_known ? 1u << 16 : 0);
-  auto links = attach_points(pid, path,
-                             {{p->ot_go_write_enter, write_offset, false, 0},
-                              {p->ot_go_read_enter, read_offset, false, 0},
-                              {p->ot_go_read_copied, copied_offset, false, copied_cookie}},
-                             error);
-  if (!links.empty() && skel_->bss) skel_->bss->go_probes_active = 1;
+  uint64_t copied_cookie = uint64_t(g.n_regs_offset) | (g.layout_known ? 1u << 16 : 0);
+  std::vector<UprobePointSpec> points = {{p->ot_go_write_enter, g.write, false, 0},
+                                         {p->ot_go_read_enter, g.read, false, 0},
+                                         {p->ot_go_read_copied, g.copied, false, copied_cookie}};
+  const bool http = g.http_round_trip && g.http_request_write;
+  if (http) {
+    points.push_back({p->ot_go_http_round_trip, g.http_round_trip, false, 0});
+    points.push_back({p->ot_go_http_request_write, g.http_request_write, false, 0});
+  }
+  auto links = attach_points(pid, path, points, error);
+  if (!links.empty() && skel_->bss) {
+    skel_->bss->go_probes_active = 1;
+    if (http) skel_->bss->go_http_probes_active = 1;
+  }
   return links;
 }
 

@@ -30,6 +30,14 @@ struct ProbeConfig {
   bool verbose = false; // libbpf debug output
 };
 
+// File offsets of a Go executable's probe points (see BpfProbes::attach_go).
+struct GoPoints {
+  uint64_t write = 0, read = 0, copied = 0;
+  int n_regs_offset = -1;
+  bool layout_known = false;
+  uint64_t http_round_trip = 0, http_request_write = 0;
+};
+
 class BpfProbes {
  public:
   ~BpfProbes();
@@ -55,10 +63,11 @@ class BpfProbes {
   // point in Read after the copy, where the register at byte `n_regs_offset`
   // of struct pt_regs holds the count. `layout_known`: the binary's Go
   // version lays out tls.Conn/net.TCPConn/poll.FD as bpf/tls.bpf.c reads them
-  // (go_conn_cookie). No return probes (Go moves stacks).
-  std::vector<bpf_link*> attach_go(int pid, const std::string& path, uint64_t write_offset,
-                                   uint64_t read_offset, uint64_t copied_offset,
-                                   int n_regs_offset, bool layout_known, std::string* error);
+  // (go_conn_cookie). And, when non-zero, net/http's client points (trace
+  // linking: whose request a writeLoop goroutine writes). No return probes
+  // (Go moves stacks).
+  std::vector<bpf_link*> attach_go(int pid, const std::string& path, const GoPoints& points,
+                                   std::string* error);
   static void destroy_links(std::vector<bpf_link*>& links);
   // Socket I/O starts looking for TLS calls (once the first probe is attached).
   void enable_tls();

@@ -887,6 +887,18 @@ std::optional<GoTlsProbes> find_go_tls_probes(const std::string& path, std::stri
       if (!out->read_copied.empty()) out->read_copied_why.clear();
     }
   }
+  const std::string rt_name = "net/http.(*persistConn).roundTrip", rw_name = "net/http.(*Request).write";
+  auto rt = bin->function(rt_name), rw = bin->function(rw_name);
+  if (out && rt && rw) {
+    GoCode rtcode(h, bin->elf(), rt->entry, rt->end), rwcode(h, bin->elf(), rw->entry, rw->end);
+    std::string why; // not an error: linking of Go HTTP client calls is then per goroutine only
+    auto a = entry_point(*bin, rtcode, rt_name, *rt, &why);
+    auto b = a ? entry_point(*bin, rwcode, rw_name, *rw, &why) : std::nullopt;
+    if (a && b) {
+      out->http_round_trip = std::move(*a);
+      out->http_request_write = std::move(*b);
+    }
+  }
   cs_close(&h);
   return out;
 }

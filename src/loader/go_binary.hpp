@@ -89,6 +89,14 @@ struct GoTlsProbes {
   // recognised (read_copied_why says why); then only the entry points are usable.
   std::vector<GoProbePoint> read_copied;
   std::string read_copied_why;
+  // net/http's HTTP/1 client, for trace linking (not TLS): (*persistConn).roundTrip(req)
+  // runs on the goroutine making the request (RAX = pc, RBX = req *transportRequest,
+  // whose first word is the *Request); (*Request).write runs on the transport's
+  // writeLoop goroutine, which writes the request (RAX = the *Request). Together they say
+  // whose request a writeLoop writes. Absent when the binary has no net/http client or a
+  // point is not emulated.
+  std::optional<GoProbePoint> http_round_trip;
+  std::optional<GoProbePoint> http_request_write;
 };
 
 // The uprobe points for crypto/tls.(*Conn).Write and (*Conn).Read in the Go executable

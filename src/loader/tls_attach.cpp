@@ -149,6 +149,10 @@ const TlsAttacher::Library& TlsAttacher::library(const FileKey& key, const std::
         lib.copied_offset = g->read_copied.front().file_offset;
         lib.n_regs_offset = g->read_copied.front().n_pt_regs_offset;
         lib.go_minor = go_minor_of(g->go_version);
+        if (g->http_round_trip && g->http_request_write) {
+          lib.http_round_trip = g->http_round_trip->file_offset;
+          lib.http_request_write = g->http_request_write->file_offset;
+        }
       }
     } else if (goerr.find("not a Go executable") == std::string::npos &&
                goerr.rfind("no crypto/tls", 0) != 0) {
@@ -173,9 +177,12 @@ bool TlsAttacher::attach_file(uint32_t who, const FileKey& key, const std::strin
   const int pid = who == kGlobal ? -1 : int(who);
   std::string err;
   auto links = lib.kind == OT_TLS_GO
-                   ? probes_.attach_go(pid, path, lib.write_offset, lib.read_offset,
-                                       lib.copied_offset, lib.n_regs_offset,
-                                       lib.go_minor >= 17 && lib.go_minor <= 23, &err)
+                   ? probes_.attach_go(pid, path,
+                                       GoPoints{lib.write_offset, lib.read_offset,
+                                                lib.copied_offset, lib.n_regs_offset,
+                                                lib.go_minor >= 17 && lib.go_minor <= 23,
+                                                lib.http_round_trip, lib.http_request_write},
+                                       &err)
                    : probes_.attach_tls(lib.kind, pid, path, lib.read_offset, lib.write_offset,
                                         &err);
   if (links.empty()) {

@@ -72,6 +72,8 @@ class TlsAttacher {
     uint64_t copied_offset = 0; // Go: Read's point after the copy
     int n_regs_offset = -1;     // Go: where the count is there (struct pt_regs)
     int go_minor = 0;           // Go: 19 for go1.19.x
+    uint64_t http_round_trip = 0;   // Go: net/http client points (0: none), see GoTlsProbes
+    uint64_t http_request_write = 0;
   };
   const Library& library(const FileKey& key, const std::string& path, bool expect_tls);
   // The one way files get probed: for `who` (a PID, or kGlobal: every

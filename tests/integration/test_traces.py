@@ -36,6 +36,11 @@ expected tree of one request is (roles are process.side.protocol)
     nginx forwards the header unchanged, so the services see it too: their server spans still
     are children of nginx's client span, and no span takes the header's parent id (curl's) as
     its own span_id.
+(D) /chain/<id> straight to the Go service (curl not traced), sequential then concurrent: its
+    handler calls the Python service with net/http's default client, whose pooled keep-alive
+    connections are written by the transport's writeLoop goroutine, not by the handler: the
+    Go client span must be the child of its own handler's server span (never of another
+    request's), and the Python server span the child of that client span.
 Everywhere: trace_id/span_id/parent_span_id/span_name well-formed, span_ids unique, no parent
 cycles. On failure the NDJSON of the spans concerned is printed as trees.
 """
@@ -58,6 +63,7 @@ FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtu
 SERVICE_PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
 DELAY_MS = 5
 CONCURRENT = 32
+CHAIN = 8  # (D) requests, sequential and then as many concurrent
 MIN_LINKED = 0.80
 
 ID_RE = re.compile(r"tr[0-9a-f]{12}")
@@ -387,7 +393,8 @@ def main(a):
         topo.py = py.pid
         golog = os.path.join(tmp, "go.log")
         gosvc = subprocess.Popen([goexe, "-listen", f"127.0.0.1:{goport}", "-redis",
-                                  f"127.0.0.1:{rport}", "-delay-ms", str(DELAY_MS), "-pg",
+                                  f"127.0.0.1:{rport}", "-delay-ms", str(DELAY_MS),
+                                  "-downstream", f"http://127.0.0.1:{pyport}", "-pg",
                                   f"host=127.0.0.1 port={cluster.port} user=postgres "
                                   "dbname=postgres sslmode=disable"],
                                  stdout=subprocess.DEVNULL, stderr=open(golog, "w"))
@@ -460,6 +467,28 @@ def main(a):
                   for svc in ("py", "go")]
         for rid, svc, (trace, parent) in part_c:
             request(svc, rid, f"00-{trace}-{parent}-01")
+        # (D) Go's HTTP client from a handler, sequential then concurrent.
+        part_d = [new_id() for _ in range(2 * CHAIN)]
+
+        def chain(rid):
+            code, body = curl(f"http://127.0.0.1:{goport}/chain/{rid}")
+            check(code == 200 and body == rid, f"GET /chain/{rid}: {code} {body!r}\n"
+                  f"go log:\n{log_tail(golog)}")
+
+        for rid in part_d[:CHAIN]:
+            chain(rid)
+        def chain_in_thread(rid):
+            try:
+                chain(rid)
+            except Exception as e:  # reported below
+                errors.append(str(e))
+
+        threads = [threading.Thread(target=chain_in_thread, args=(rid,)) for rid in part_d[CHAIN:]]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        check(not errors, f"{len(errors)} /chain/ requests failed: {errors[:3]}")
         time.sleep(0.5)
         rc = tracer.stop()
         check(rc == 0, f"tracer exit {rc}:\n{tracer.stderr()}")
@@ -484,12 +513,13 @@ def main(a):
     print(f"  {len(recs)} request records in {tracer.out}; tracer: "
           f"{' / '.join(l.strip() for l in tracer.stderr().strip().splitlines()[-3:])}")
 
-    analyse(topo, recs, part_a, part_b, part_c)
+    analyse(topo, recs, part_a, part_b, part_c, part_d)
     print(f"  total {time.monotonic() - t0:.1f}s")
 
 
-def analyse(topo, recs, part_a, part_b, part_c):
-    """The checks on the records of one run; part_*: [(id, "py"|"go", traceparent or None)]."""
+def analyse(topo, recs, part_a, part_b, part_c, part_d):
+    """The checks on the records of one run; part_a..c: [(id, "py"|"go", traceparent or None)],
+    part_d: ids of /chain/ requests."""
     check_topology(topo, recs, part_a + part_b + part_c)
     print(f"  topology: every one of the {len(part_a + part_b + part_c)} requests has its 7 spans "
           "(nginx server+client, service server, redis client+server, postgresql client+server)")
@@ -597,7 +627,45 @@ def analyse(topo, recs, part_a, part_b, part_c):
         except Failure as e:
             failures.append(f"(C) {e}")
 
+    # (D)
+    try:
+        check_chain(topo, recs, part_d)
+    except Failure as e:
+        failures.append(f"(D) {e}")
+
     check(not failures, "\n".join(failures))
+
+
+def check_chain(topo, recs, ids):
+    """(D): go server /chain/<id> -> go client GET /py/<id> -> py server /py/<id>, per id."""
+    by_span = {r["span_id"]: r for r in recs if "span_id" in r}
+    linked = wrong = 0
+    problems = []
+    for rid in ids:
+        def one(want, path):
+            got = [r for r in recs if role(topo, r) == want and get(r, "url.path") == path]
+            check(len(got) == 1, f"{len(got)} {want} spans for {path}")
+            return got[0]
+        srv = one("go.server.http", f"/chain/{rid}")
+        cli = one("go.client.http", f"/py/{rid}")
+        down = one("py.server.http", f"/py/{rid}")
+        for child, parent in ((cli, srv), (down, cli)):
+            p = child.get("parent_span_id")
+            if p == parent["span_id"] and child["trace_id"] == parent["trace_id"]:
+                linked += 1
+            elif p:
+                wrong += 1
+                other = by_span.get(p)
+                problems.append(f"wrong parent: {line(topo, child)}\n    parent "
+                                f"{line(topo, other) if other else p + ' (not in the output)'}")
+            else:
+                problems.append(f"unlinked ({child.get('odigos', {}).get('trace', {})}): "
+                                f"{line(topo, child)}")
+    print(f"  (D) Go HTTP client from {len(ids)} handlers ({CHAIN} sequential, {CHAIN} "
+          f"concurrent): {linked} of {2 * len(ids)} links, {wrong} wrong")
+    check(wrong == 0, f"{wrong} wrong parents:\n  " + "\n  ".join(problems))
+    check(linked == 2 * len(ids), f"{2 * len(ids) - linked} links missing:\n  " +
+          "\n  ".join(problems[:6]))
 
 
 if __name__ == "__main__":

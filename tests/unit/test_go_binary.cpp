@@ -420,9 +420,17 @@ TEST_CASE("find_go_tls_probes: Write and Read entries are the jbe after the stac
   CHECK(p->register_abi);
   check_entry(plain, kWrite, p->write_entry);
   check_entry(plain, kRead, p->read_entry);
+  // The program's net/http client: the trace linker's points, the same kind of entry.
+  REQUIRE(p->http_round_trip);
+  REQUIRE(p->http_request_write);
+  check_entry(plain, "net/http.(*persistConn).roundTrip", *p->http_round_trip);
+  check_entry(plain, "net/http.(*Request).write", *p->http_request_write);
   auto ps = find_go_tls_probes(stripped, &error);
   REQUIRE(ps);
   check_same_probes(*p, *ps);
+  REQUIRE(ps->http_round_trip);
+  CHECK(ps->http_round_trip->file_offset == p->http_round_trip->file_offset);
+  CHECK(ps->http_request_write->file_offset == p->http_request_write->file_offset);
   CHECK(ps->write_entry.file_offset == p->write_entry.file_offset);
   CHECK(ps->read_entry.file_offset == p->read_entry.file_offset);
   for (const GoProbePoint* q : {&ps->write_entry, &ps->read_entry}) { // the stripped file's own bytes

@@ -471,7 +471,7 @@ TEST_CASE("linker: a proxy forwarding a traceparent does not take its caller's s
   CHECK(h.linker.stats().in_process == 1);
 }
 
-TEST_CASE("--traces prints each trace as an indented waterfall", "[trace][waterfall]") {
+TEST_CASE("waterfall: each trace as an indented tree with duration bars (--traces)", "[trace][waterfall]") {
   char* buf = nullptr;
   size_t len = 0;
   FILE* f = open_memstream(&buf, &len);
