@@ -130,31 +130,37 @@ struct Linker::Impl {
   std::unordered_map<ExchKey, std::vector<Node*>, ExchHash> waiters;
   std::unordered_map<uint64_t, std::vector<uint64_t>> waited_seqs; // cookie -> seqs waited on
   std::unordered_set<Node*> waiting;
-  std::unordered_map<uint64_t, uint64_t> seq_count; // cookie -> request records so far
+  // Everything known of one connection, in one entry: one lookup per record
+  // or request start.
   struct Conn {
-    PairKey pair;
-    uint32_t pid;
+    PairKey pair{};
+    bool has_pair = false; // addresses known (conn_open)
+    uint32_t pid = 0;
+    int8_t go = -1;        // the process is Go (-1: not asked yet)
     bool ended = false;
     uint64_t ended_at = 0;
+    uint64_t seq = 0;      // request records so far
+    // The other end, when traced: looked up at the first record (its
+    // conn_open always comes first: it read or wrote before we got a record).
+    enum : uint8_t { kUnknown, kNone, kFound } mirror_state = kUnknown;
+    uint64_t mirror = 0;
+    // The server request being handled on this connection (active).
+    bool on = false;
+    CtxKey key{};
+    uint64_t since = 0;
+    uint64_t active_seq = 0;
   };
   std::unordered_map<uint64_t, Conn> conns;
   std::unordered_map<PairKey, uint64_t, PairHash> by_pair;
-  struct Active {
-    CtxKey key;
-    uint64_t since;
-    uint64_t seq;
-    bool on; // a request is being handled (entries stay per connection: no churn)
-  };
-  std::unordered_map<uint64_t, Active> active; // server cookie -> request being handled
-  std::unordered_map<CtxKey, std::vector<uint64_t>, CtxHash> active_by_ctx;
+  std::unordered_map<CtxKey, std::vector<uint64_t>, CtxHash> active_by_ctx; // active cookies
   std::unordered_set<CtxKey, CtxHash> multi_ctx;
   std::unordered_map<uint32_t, bool> go_cache;
   std::vector<Node*> retained;
   uint64_t last_sweep = 0;
 
-  void deactivate(uint64_t cookie, Active& a) {
-    a.on = false;
-    auto it = active_by_ctx.find(a.key);
+  void deactivate(uint64_t cookie, Conn& c) {
+    c.on = false;
+    auto it = active_by_ctx.find(c.key);
     if (it == active_by_ctx.end()) return;
     auto& v = it->second; // kept when empty: reused by the next request
     v.erase(std::remove(v.begin(), v.end(), cookie), v.end());
@@ -168,8 +174,29 @@ struct Linker::Impl {
     go_cache.emplace(pid, g);
     return g;
   }
-  uint64_t ctx_of(uint32_t pid, uint32_t tid, uint64_t user_ctx) {
-    return go(pid) ? user_ctx : tid;
+  uint64_t ctx_of(Conn& c, uint32_t pid, uint32_t tid, uint64_t user_ctx) {
+    if (c.go < 0 || c.pid != pid) {
+      c.pid = pid;
+      c.go = go(pid);
+    }
+    return c.go ? user_ctx : tid;
+  }
+
+  // The other end of connection c (cookie), if it is traced too.
+  Conn* mirror(uint64_t cookie, Conn& c) {
+    if (c.mirror_state == Conn::kUnknown) {
+      c.mirror_state = Conn::kNone;
+      if (c.has_pair && c.pair.local.family != AF_UNIX) {
+        auto p = by_pair.find(PairKey{c.pair.remote, c.pair.local});
+        if (p != by_pair.end() && p->second != cookie) {
+          c.mirror_state = Conn::kFound;
+          c.mirror = p->second;
+        }
+      }
+    }
+    if (c.mirror_state != Conn::kFound) return nullptr;
+    auto it = conns.find(c.mirror);
+    return it == conns.end() ? nullptr : &it->second;
   }
 
   template <size_t N>
@@ -219,9 +246,10 @@ void Linker::Impl::add(Record& in) {
   }
   now = std::max(now, in.end_mono_ns);
   stats.spans++;
-  const uint64_t seq = seq_count[in.conn_cookie]++;
+  Conn& conn = conns[in.conn_cookie];
+  const uint64_t seq = conn.seq++;
   const ExchKey key{in.conn_cookie, seq};
-  const uint64_t ctx = ctx_of(in.pid, in.tid, in.exec_ctx);
+  const uint64_t ctx = ctx_of(conn, in.pid, in.tid, in.exec_ctx);
 
   // What this span depends on, and who may depend on it.
   std::vector<ExchKey> deps;
@@ -231,17 +259,15 @@ void Linker::Impl::add(Record& in) {
   bool retain = false;
   if (in.side == RecordSide::kServer) {
     // This request is no longer being handled.
-    auto a = active.find(in.conn_cookie);
-    if (a != active.end() && a->second.on) deactivate(a->first, a->second);
+    if (conn.on) deactivate(in.conn_cookie, conn);
     // The other end traced: its exchange is the parent, header or not (a
     // proxy forwards the header it received: the caller it names is not
     // the one on this connection).
-    uint64_t peer = 0;
-    if (const Conn* m = mirror(in.conn_cookie, &peer)) {
-      ExchKey pk{peer, seq};
+    if (const Conn* m = mirror(in.conn_cookie, conn)) {
+      ExchKey pk{conn.mirror, seq};
       deps.push_back(pk);
       dep_arrived = arrived.count(pk) > 0;
-      dep_ended = !dep_arrived && m->ended && seq_count[peer] <= seq;
+      dep_ended = !dep_arrived && m->ended && m->seq <= seq;
     }
   } else if (in.side == RecordSide::kClient) {
     CtxKey ck{in.pid, ctx};
@@ -249,13 +275,13 @@ void Linker::Impl::add(Record& in) {
     auto it = active_by_ctx.find(ck);
     if (it != active_by_ctx.end()) {
       for (uint64_t sc : it->second) {
-        const Active& a = active[sc];
-        if (a.since <= in.start_mono_ns) deps.push_back(ExchKey{sc, a.seq});
+        auto a = conns.find(sc);
+        if (a != conns.end() && a->second.since <= in.start_mono_ns)
+          deps.push_back(ExchKey{sc, a->second.active_seq});
       }
     }
     // A late server span of a traced peer may look for this exchange.
-    uint64_t peer = 0;
-    retain = mirror(in.conn_cookie, &peer) != nullptr;
+    retain = mirror(in.conn_cookie, conn) != nullptr;
   }
   const bool awaited = !waiters.empty() && waiters.count(key) > 0;
 
@@ -320,6 +346,14 @@ void Linker::Impl::arrive(Node* n, ExchKey k) {
 void Linker::Impl::dep_done(ExchKey k, Node* arrived_node) {
   auto w = waiters.find(k);
   if (w == waiters.end()) return;
+  if (arrived_node) { // no longer waited for on its connection
+    auto ws = waited_seqs.find(k.cookie);
+    if (ws != waited_seqs.end()) {
+      auto& v = ws->second;
+      v.erase(std::remove(v.begin(), v.end(), k.seq), v.end());
+      if (v.empty()) waited_seqs.erase(ws);
+    }
+  }
   std::vector<Node*> ws = std::move(w->second);
   waiters.erase(w);
   // Pinned for every waiter first: a waiter's decision may unpin it.
@@ -555,24 +589,25 @@ void Linker::Impl::sweep(bool all) {
     }
     decide(n, true);
   }
-  // A request active for longer than any wait (a stream nobody answers):
-  // no longer a candidate parent.
-  for (auto& [cookie, a] : active)
-    if (a.on && (all || now >= a.since + opt.max_wait_ns)) deactivate(cookie, a);
-  for (auto it = active_by_ctx.begin(); it != active_by_ctx.end();) {
-    if (it->second.empty() && active_by_ctx.size() > 4096) it = active_by_ctx.erase(it);
-    else ++it;
-  }
-  // Ended connections: forget them once nothing can ask.
+  // Requests active for longer than any wait (a stream nobody answers) are
+  // no longer candidate parents; ended connections are forgotten once nothing
+  // can ask about them.
   for (auto it = conns.begin(); it != conns.end();) {
-    if (it->second.ended && (all || now >= it->second.ended_at + opt.retain_ns)) {
-      auto p = by_pair.find(it->second.pair);
-      if (p != by_pair.end() && p->second == it->first) by_pair.erase(p);
-      seq_count.erase(it->first);
+    Conn& c = it->second;
+    if (c.on && (all || now >= c.since + opt.max_wait_ns)) deactivate(it->first, c);
+    if (c.ended && (all || now >= c.ended_at + opt.retain_ns)) {
+      if (c.has_pair) {
+        auto p = by_pair.find(c.pair);
+        if (p != by_pair.end() && p->second == it->first) by_pair.erase(p);
+      }
       it = conns.erase(it);
     } else {
       ++it;
     }
+  }
+  for (auto it = active_by_ctx.begin(); it != active_by_ctx.end();) {
+    if (it->second.empty() && active_by_ctx.size() > 4096) it = active_by_ctx.erase(it);
+    else ++it;
   }
 }
 
@@ -607,26 +642,29 @@ size_t Linker::pending() const { return impl_->waiting.size(); }
 
 void Linker::conn_open(uint64_t cookie, uint32_t pid, const ot_addr& local, const ot_addr& remote) {
   Impl& m = *impl_;
-  Impl::Conn c;
-  c.pair = PairKey{endpoint(local), endpoint(remote)};
-  c.pid = pid;
-  auto old = m.conns.find(cookie);
-  if (old != m.conns.end()) {
-    auto p = m.by_pair.find(old->second.pair);
+  Impl::Conn& c = m.conns[cookie];
+  if (c.has_pair) {
+    auto p = m.by_pair.find(c.pair);
     if (p != m.by_pair.end() && p->second == cookie) m.by_pair.erase(p);
   }
+  c.pair = PairKey{endpoint(local), endpoint(remote)};
+  c.has_pair = true;
+  c.pid = pid;
+  c.go = -1;
+  c.mirror_state = Impl::Conn::kUnknown;
   m.by_pair[c.pair] = cookie;
-  m.conns[cookie] = c;
 }
 
 void Linker::server_request_bytes(uint64_t cookie, uint32_t pid, uint32_t tid, uint64_t user_ctx,
                                   uint64_t ts) {
   Impl& m = *impl_;
-  auto [it, fresh] = m.active.try_emplace(cookie);
-  Impl::Active& a = it->second;
-  if (!fresh && a.on) return;
-  CtxKey key{pid, m.ctx_of(pid, tid, user_ctx)};
-  a = Impl::Active{key, ts, m.seq_count[cookie], true};
+  Impl::Conn& c = m.conns[cookie];
+  if (c.on) return;
+  CtxKey key{pid, m.ctx_of(c, pid, tid, user_ctx)};
+  c.on = true;
+  c.key = key;
+  c.since = ts;
+  c.active_seq = c.seq;
   auto& v = m.active_by_ctx[key];
   v.push_back(cookie);
   if (v.size() > 1) m.multi_ctx.insert(key);
@@ -635,10 +673,11 @@ void Linker::server_request_bytes(uint64_t cookie, uint32_t pid, uint32_t tid, u
 
 void Linker::conn_end(uint64_t cookie) {
   Impl& m = *impl_;
-  auto a = m.active.find(cookie);
-  if (a != m.active.end()) {
-    if (a->second.on) m.deactivate(cookie, a->second);
-    m.active.erase(a);
+  auto c = m.conns.find(cookie);
+  if (c != m.conns.end()) {
+    if (c->second.on) m.deactivate(cookie, c->second);
+    c->second.ended = true;
+    c->second.ended_at = m.now;
   }
   // Exchanges waited for on it will not come.
   auto w = m.waited_seqs.find(cookie);
@@ -646,13 +685,6 @@ void Linker::conn_end(uint64_t cookie) {
     std::vector<uint64_t> seqs = std::move(w->second);
     m.waited_seqs.erase(w);
     for (uint64_t s : seqs) m.dep_done(ExchKey{cookie, s}, nullptr);
-  }
-  auto c = m.conns.find(cookie);
-  if (c != m.conns.end()) {
-    c->second.ended = true;
-    c->second.ended_at = m.now;
-  } else {
-    m.seq_count.erase(cookie);
   }
 }
 
