@@ -65,6 +65,19 @@ std::vector<uint8_t> data_event(uint64_t cookie, uint8_t dir, uint64_t ts, uint6
   return out;
 }
 
+// Connection 1: nginx-like server side, 0.0.0.0:18080 <- :50000.
+void open_server_conn(ConnTracker& t) {
+  ot_conn_event open{};
+  open.hdr.type = OT_EV_CONN_OPEN;
+  open.hdr.tgid = 100;
+  open.cookie = 1;
+  open.role = OT_ROLE_SERVER;
+  open.local.family = open.remote.family = 2;
+  open.local.port = 18080;
+  open.remote.port = 50000;
+  t.handle(&open, sizeof(open));
+}
+
 // `link`: records go through the trace linker (as in the tracer) before the
 // NDJSON line; the client is not traced, so each request is a root span.
 void full_path(benchmark::State& state, bool link) {
@@ -87,15 +100,7 @@ void full_path(benchmark::State& state, bool link) {
       },
       nullptr, nullptr);
   if (link) t.set_observer(&linker);
-  ot_conn_event open{};
-  open.hdr.type = OT_EV_CONN_OPEN;
-  open.hdr.tgid = 100;
-  open.cookie = 1;
-  open.role = OT_ROLE_SERVER;
-  open.local.family = open.remote.family = 2;
-  open.local.port = 18080;
-  open.remote.port = 50000;
-  t.handle(&open, sizeof(open));
+  open_server_conn(t);
   // Built once; each iteration only patches time and stream position, so the
   // loop measures the tracker, decoder, record and JSON, not event building.
   auto a = data_event(1, OT_DIR_INGRESS, 0, 0, kReq, uint32_t(kReq.size()));
@@ -129,15 +134,7 @@ Record sample_span() {
   Record out;
   trace::Linker linker(trace::LinkerOptions{}, [&](Record& r) { out = r; }, nullptr);
   ConnTracker t(TrackerOptions{}, clock, [&](Record& r) { linker.add(r); }, nullptr, nullptr);
-  ot_conn_event open{};
-  open.hdr.type = OT_EV_CONN_OPEN;
-  open.hdr.tgid = 100;
-  open.cookie = 1;
-  open.role = OT_ROLE_SERVER;
-  open.local.family = open.remote.family = 2;
-  open.local.port = 18080;
-  open.remote.port = 50000;
-  t.handle(&open, sizeof(open));
+  open_server_conn(t);
   auto a = data_event(1, OT_DIR_INGRESS, 1, 0, kReq, uint32_t(kReq.size()));
   auto b = data_event(1, OT_DIR_EGRESS, 2, 0, kResp, uint32_t(kResp.size()));
   auto c = data_event(1, OT_DIR_EGRESS, 3, kResp.size(), "", 612);

@@ -509,7 +509,9 @@ void Session::Impl::client_msg(Dir& d, std::string_view body, bool /*whole*/, ui
       const uint64_t seq = group(t0);
       Entry& e = *live(seq);
       e.has_execute = true;
-      e.ex.kind = Exchange::Kind::kExecute;
+      // (A copy answer already seen for this group keeps it a copy: bytes out
+      // of step, but copy and kind must agree.)
+      if (e.ex.kind != Exchange::Kind::kCopy) e.ex.kind = Exchange::Kind::kExecute;
       const Portal* pt = nullptr;
       if (portal.empty()) {
         if (unnamed_portal_known) pt = &unnamed_portal;
@@ -736,6 +738,12 @@ void Session::Impl::server_msg(Dir& d, std::string_view body, bool /*whole*/, ui
     case 'W': {
       Entry* e = live(h->seq);
       if (!e) return;
+      // Only a query starts a copy: the answer to a startup, SSLRequest or
+      // GSSENCRequest never does (bytes out of step: not this exchange's).
+      if (h->type == It::kStartup || h->type == It::kSsl || h->type == It::kGss) {
+        ++desyncs;
+        return;
+      }
       attribute(e, bytes, t0, t1);
       e->ex.kind = Exchange::Kind::kCopy;
       e->ex.copy = t == 'G' ? Exchange::Copy::kIn : t == 'H' ? Exchange::Copy::kOut : Exchange::Copy::kBoth;
