@@ -65,28 +65,7 @@ echo "Go server $NGINX_PID ($(go version | cut -d' ' -f3), $([ "$STRIP" = 1 ] &&
 setup_bpf_stats "side B"
 
 # ---- check: the Go TLS probes attach and every request gives one HTTPS record -------------
-nd="$OUT/check.ndjson" err="$OUT/check.err"
-"$TRACER" --pid "$NGINX_PID" -q -o "$nd" 2>"$err" &
-tpid=$!; register_bg "$tpid"
-wait_attached "$tpid" "$err"
-python3 - "$PORT" <<'EOF' || die "the check requests failed"
-import http.client, ssl, sys
-c = http.client.HTTPSConnection("127.0.0.1", int(sys.argv[1]), context=ssl._create_unverified_context(), timeout=5)
-for _ in range(20):  # one keep-alive connection
-    c.request("GET", "/x")
-    r = c.getresponse()
-    assert r.status == 200 and r.read() == b"hello GET /x (0 bytes)\n"
-c.close()
-EOF
-for _ in $(seq 50); do [ "$(record_count "$nd")" -ge 20 ] && break; sleep 0.1; done
-stop_bg "$tpid" 60
-n=$(record_count "$nd")
-if [ "$n" != 20 ] || grep -q 'not traced' "$err"; then
-  cat "$err" >&2
-  die "check run: $n HTTPS records (tls.established) for 20 requests; see $nd"
-fi
-ATTACH_LINE=$(grep -m1 attached "$err" | sed 's/^odigos-trace: //')
-echo "check run: 20 requests -> 20 HTTPS records (tls.established true); tracer: $ATTACH_LINE"
+check_tls_records /x $'hello GET /x (0 bytes)\n'
 
 run_rounds "$ROUNDS" A B
 kill -0 "$NGINX_PID" 2>/dev/null || die "the Go server died during the runs: $(head -c 500 "$WORK/server.err")"

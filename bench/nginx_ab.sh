@@ -59,6 +59,54 @@ traced_wrk() {
   read -r rps completed p99 < <($STATS parse "$OUT/wrk-$1-$2.txt")
 }
 
+# check_tls_records PATH EXPECT: a tracer on $NGINX_PID while 20 HTTPS GETs of PATH go over one
+# keep-alive connection to 127.0.0.1:$PORT, each answered 200 with the body EXPECT ("len=N":
+# any N bytes): dies unless the TLS probes attached and every request gave one record.
+# Sets ATTACH_LINE (the tracer's "attached ..." line).
+check_tls_records() {
+  local nd="$OUT/check.ndjson" err="$OUT/check.err" pid n
+  "$TRACER" --pid "$NGINX_PID" -q -o "$nd" 2>"$err" &
+  pid=$!; register_bg "$pid"
+  wait_attached "$pid" "$err"
+  python3 - "$PORT" "$1" "$2" <<'EOF' || die "the check requests failed"
+import http.client, ssl, sys
+port, path, expect = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+c = http.client.HTTPSConnection("127.0.0.1", port, context=ssl._create_unverified_context(), timeout=5)
+for _ in range(20):  # one keep-alive connection
+    c.request("GET", path)
+    r = c.getresponse()
+    body = r.read()
+    ok = len(body) == int(expect[4:]) if expect.startswith("len=") else body == expect.encode()
+    assert r.status == 200 and ok, (r.status, body[:80])
+c.close()
+EOF
+  for _ in $(seq 50); do [ "$(record_count "$nd")" -ge 20 ] && break; sleep 0.1; done
+  stop_bg "$pid" 60
+  n=$(record_count "$nd")
+  if [ "$n" != 20 ] || grep -q 'not traced' "$err"; then
+    cat "$err" >&2
+    die "check run: $n HTTPS records (tls.established) for 20 requests; see $nd"
+  fi
+  ATTACH_LINE=$(grep -m1 attached "$err" | sed 's/^odigos-trace: //')
+  echo "check run: 20 requests -> 20 HTTPS records (tls.established true); tracer: $ATTACH_LINE"
+}
+
+# cpu_mark PID: "user sys ns", the CPU PID has used so far (for usage_since).
+cpu_mark() {
+  local u s
+  read -r u s < <(proc_cpu_split "$1")
+  echo "$u $s $(proc_cpu_ns "$1")"
+}
+# usage_since PID MARK: "user sys ns rss hwm maps anon": CPU since MARK, memory now.
+usage_since() {
+  local u0 s0 c0 u s
+  read -r u0 s0 c0 <<<"$2"
+  read -r u s < <(proc_cpu_split "$1")
+  echo "$(fsub "$u0" "$u") $(fsub "$s0" "$s")" \
+    "$(awk -v a="$c0" -v b="$(proc_cpu_ns "$1")" 'BEGIN{printf "%.4f", b - a}')" \
+    "$($STATS mem "$1")"
+}
+
 run_b() { run_odigos "$1" "$2" B records; } # round order
 
 # run_odigos ROUND ORDER SIDE CHECK [TRACER ARGS...]: wrk while `odigos-trace --pid <nginx
@@ -74,9 +122,8 @@ run_odigos() {
   "$TRACER" --pid "$NGINX_PID" "$@" -q -o "$nd" 2>"$err" &
   pid=$!; register_bg "$pid"
   wait_attached "$pid" "$err"
-  local tu0 ts0 tc0
-  read -r tu0 ts0 < <(proc_cpu_split "$pid") # CPU from here on: attach and startup excluded
-  tc0=$(proc_cpu_ns "$pid")
+  local mark
+  mark=$(cpu_mark "$pid") # CPU from here on: attach and startup excluded
   traced_wrk "$round" "$side" "$pid"
   # let the tracer catch up: stop once the record count is stable for 1 s (at most 30 s)
   local prev=-1 cur
@@ -86,11 +133,8 @@ run_odigos() {
     prev=$cur
     sleep 0.5
   done
-  local tu ts rss hwm maps anon
-  local tc
-  read -r tu ts < <(proc_cpu_split "$pid")
-  tu=$(fsub "$tu0" "$tu"); ts=$(fsub "$ts0" "$ts"); tc=$(awk -v a="$tc0" -v b="$(proc_cpu_ns "$pid")" 'BEGIN{printf "%.4f", b - a}')
-  read -r rss hwm maps anon < <($STATS mem "$pid")
+  local tu ts tc rss hwm maps anon
+  read -r tu ts tc rss hwm maps anon < <(usage_since "$pid" "$mark")
   stop_bg "$pid" 60
   local records s_records drops events summary valid=yes
   records=$(record_count "$nd")

@@ -65,15 +65,11 @@ run_c() { # round order
   pid=$!; register_bg "$pid"
   # bpftrace prints "Attaching N probes..." on stdout
   $STATS attached-wait "$pid" "$hist" || { cat "$hist" "$err" >&2; die "bpftrace did not attach"; }
-  local tu0 ts0 tc0
-  read -r tu0 ts0 < <(proc_cpu_split "$pid") # bpftrace's compile and attach excluded
-  tc0=$(proc_cpu_ns "$pid")
+  local mark
+  mark=$(cpu_mark "$pid") # bpftrace's compile and attach excluded
   traced_wrk "$1" C "$pid"
-  local tu ts rss hwm maps anon
-  local tc
-  read -r tu ts < <(proc_cpu_split "$pid")
-  tu=$(fsub "$tu0" "$tu"); ts=$(fsub "$ts0" "$ts"); tc=$(awk -v a="$tc0" -v b="$(proc_cpu_ns "$pid")" 'BEGIN{printf "%.4f", b - a}')
-  read -r rss hwm maps anon < <($STATS mem "$pid")
+  local tu ts tc rss hwm maps anon
+  read -r tu ts tc rss hwm maps anon < <(usage_since "$pid" "$mark")
   stop_bg "$pid" 60
   local total sf wv rf valid=yes
   read -r total sf wv rf < <($STATS bthist "$hist")
