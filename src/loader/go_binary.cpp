@@ -416,6 +416,17 @@ std::optional<GoBinary> GoBinary::open(const std::string& path, std::string* err
   return GoBinary(std::move(impl));
 }
 
+int GoBinary::minor_version_of(const std::string& path) {
+  std::string error;
+  auto elf = ElfFile::open(path, &error);
+  if (!elf) return 0;
+  ElfExtras x;
+  if (!read_elf_extras(path, &x, &error)) return 0;
+  Impl impl(std::move(*elf));
+  impl.relative = std::move(x.relative);
+  return impl.read_build_info(x, &error) ? impl.minor : 0;
+}
+
 const ElfFile& GoBinary::elf() const { return impl_->elf; }
 const std::string& GoBinary::version() const { return impl_->version; }
 const std::string& GoBinary::module_path() const { return impl_->module_path; }

@@ -32,6 +32,9 @@ public:
   // which: "'/x' is not a Go executable (no Go build info)", "... no pclntab found",
   // "... pclntab of Go before 1.16 (magic 0xfffffffb) is not supported".
   static std::optional<GoBinary> open(const std::string& path, std::string* error);
+  // Only the build info: the Go minor version of the executable (19 for go1.19.8), 0 when
+  // it is not a Go executable. No pclntab read: cheap enough to ask once per process.
+  static int minor_version_of(const std::string& path);
   GoBinary(GoBinary&&) noexcept;
   GoBinary& operator=(GoBinary&&) noexcept;
   ~GoBinary();

@@ -528,25 +528,24 @@ void Linker::Impl::resolve_trace(Node* first) {
   }
 }
 
-// Emitted: the record's payload is no longer needed; what matching needs
-// stays while n is retained or pinned.
+// Emitted: the record's attributes are no longer needed (matching reads
+// side, protocol, times and ids; the content is hashed in the node). A client
+// span a late peer may still look for is kept (without them) until the sweep
+// lets it go; others go once no waiter holds them.
 void Linker::Impl::release(Node* n) {
-  if (n->retain) retained.push_back(n);
+  if (n->retain) {
+    retained.push_back(n);
+    std::vector<Record::Attr>().swap(n->rec.attrs);
+    n->rec.owned_keys.clear();
+  }
   maybe_free(n);
 }
 
 void Linker::Impl::maybe_free(Node* n) {
-  if (!n->emitted || n->pins > 0 || !n->trace_waiters.empty()) return;
-  if (n->retain && now < n->emitted_at + opt.retain_ns) return;
-  // Still referenced as a parent by a child waiting to be resolved? Children
-  // are only queued on unemitted parents, so an emitted node is safe to free.
+  if (!n->emitted || n->retain || n->pins > 0 || !n->trace_waiters.empty()) return;
   ExchKey k{n->rec.conn_cookie, n->seq};
   auto a = arrived.find(k);
   if (a != arrived.end() && a->second == n) arrived.erase(a);
-  if (n->retain) {
-    n->retain = false; // the sweep drops it from `retained`
-    return;
-  }
   nodes.erase(n);
 }
 
@@ -556,12 +555,7 @@ void Linker::Impl::sweep(bool all) {
   for (Node* n : retained) {
     if (all || now >= n->emitted_at + opt.retain_ns) {
       n->retain = false;
-      ExchKey k{n->rec.conn_cookie, n->seq};
-      if (n->pins == 0) {
-        auto a = arrived.find(k);
-        if (a != arrived.end() && a->second == n) arrived.erase(a);
-        nodes.erase(n);
-      }
+      maybe_free(n);
     } else {
       retained[keep++] = n;
     }

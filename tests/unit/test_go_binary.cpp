@@ -327,11 +327,18 @@ TEST_CASE("GoBinary: version, module and functions of a normal and a stripped bu
     CHECK(g->module_path() == "odigos.test/tlsprog");
     CHECK(g->module_path() == module_of(bin));
     CHECK(g->minor_version() == std::atoi(builds.go_version().c_str() + 4));
+    CHECK(GoBinary::minor_version_of(bin) == g->minor_version()); // build info alone
     CHECK(g->register_abi());
     CHECK((g->pclntab_magic() == 0xfffffff0 || g->pclntab_magic() == 0xfffffff1));
     CHECK(g->function_count() > 1000);
     check_functions(*g, plain); // -s -w moves no code: the unstripped build is the oracle
   }
+}
+
+TEST_CASE("GoBinary::minor_version_of: 0 for what is not a Go executable", "[go]") {
+  CHECK(GoBinary::minor_version_of("/bin/sh") == 0);
+  CHECK(GoBinary::minor_version_of("/etc/hostname") == 0);
+  CHECK(GoBinary::minor_version_of("/nonexistent/file") == 0);
 }
 
 TEST_CASE("GoBinary: PIE, externally linked and section-less files", "[go]") {
