@@ -1,4 +1,5 @@
 #include "export/otlp_json.hpp"
+#include "protocols/w3c/trace_context.hpp"
 
 #include <cmath>
 
@@ -31,11 +32,9 @@ std::string_view status_message(const Record& r) {
 }
 
 void append_hex(std::string& out, const uint8_t* p, size_t n) {
-  static const char digits[] = "0123456789abcdef";
-  for (size_t i = 0; i < n; i++) {
-    out.push_back(digits[p[i] >> 4]);
-    out.push_back(digits[p[i] & 15]);
-  }
+  const size_t at = out.size();
+  out.resize(at + 2 * n);
+  w3c::put_hex(out.data() + at, p, n);
 }
 
 namespace {

@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include "core/utf8.hpp"
 #include "export/otlp_json.hpp"
 
 namespace odigos::otlp {
@@ -49,31 +50,6 @@ void put_uint(std::string& out, uint32_t field, uint64_t v) {
   put_varint(out, v);
 }
 
-namespace {
-// Length of the valid UTF-8 sequence at s[i] (no overlongs, surrogates or
-// code points above U+10FFFF), 0 when invalid.
-size_t utf8_seq(std::string_view s, size_t i) {
-  auto b = [&](size_t k) { return uint8_t(s[i + k]); };
-  uint8_t c = b(0);
-  if (c < 0x80) return 1;
-  size_t n = s.size() - i;
-  auto cont = [&](size_t k) { return k < n && (b(k) & 0xC0) == 0x80; };
-  if (c >= 0xC2 && c <= 0xDF) return cont(1) ? 2 : 0;
-  if (c >= 0xE0 && c <= 0xEF) {
-    if (!cont(1) || !cont(2)) return 0;
-    if (c == 0xE0 && b(1) < 0xA0) return 0;  // overlong
-    if (c == 0xED && b(1) >= 0xA0) return 0; // surrogate
-    return 3;
-  }
-  if (c >= 0xF0 && c <= 0xF4) {
-    if (!cont(1) || !cont(2) || !cont(3)) return 0;
-    if (c == 0xF0 && b(1) < 0x90) return 0;
-    if (c == 0xF4 && b(1) >= 0x90) return 0;
-    return 4;
-  }
-  return 0;
-}
-} // namespace
 
 bool valid_utf8(std::string_view s) {
   for (size_t i = 0; i < s.size();) {

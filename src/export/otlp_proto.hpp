@@ -18,7 +18,7 @@
 namespace odigos::otlp {
 
 namespace pb {
-enum WireType : uint32_t { kVarint = 0, kFixed64 = 1, kLen = 2, kFixed32 = 5 };
+enum WireType : uint32_t { kVarint = 0, kFixed64 = 1, kLen = 2 };
 void put_varint(std::string& out, uint64_t v);
 size_t varint_size(uint64_t v);
 void put_tag(std::string& out, uint32_t field, WireType wt);
@@ -56,9 +56,9 @@ namespace field {
 // collector.trace.v1.ExportTraceServiceRequest and trace.v1.TracesData
 constexpr uint32_t kResourceSpans = 1;
 // trace.v1.ResourceSpans
-constexpr uint32_t kRsResource = 1, kRsScopeSpans = 2, kRsSchemaUrl = 3;
+constexpr uint32_t kRsResource = 1, kRsScopeSpans = 2;
 // trace.v1.ScopeSpans
-constexpr uint32_t kSsScope = 1, kSsSpans = 2, kSsSchemaUrl = 3;
+constexpr uint32_t kSsScope = 1, kSsSpans = 2;
 // common.v1.InstrumentationScope
 constexpr uint32_t kScopeName = 1, kScopeVersion = 2;
 // resource.v1.Resource

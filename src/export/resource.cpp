@@ -163,14 +163,12 @@ ProcessFacts read_process_facts(uint32_t pid, std::string_view fallback_comm, co
     size_t end = env.find('\0', start);
     if (end == std::string::npos) end = env.size();
     std::string_view e(env.data() + start, end - start);
-    auto take = [&](std::string_view name, std::string& out, bool& has) {
-      if (e.size() > name.size() && e.substr(0, name.size()) == name && e[name.size()] == '=') {
+    auto take = [&](std::string_view name, std::string& out) {
+      if (e.size() > name.size() && e.substr(0, name.size()) == name && e[name.size()] == '=')
         out = std::string(e.substr(name.size() + 1));
-        has = true;
-      }
     };
-    take("OTEL_SERVICE_NAME", f.otel_service_name, f.has_service_name);
-    take("OTEL_RESOURCE_ATTRIBUTES", f.otel_resource_attributes, f.has_resource_attributes);
+    take("OTEL_SERVICE_NAME", f.otel_service_name);
+    take("OTEL_RESOURCE_ATTRIBUTES", f.otel_resource_attributes);
     start = end + 1;
   }
   return f;
@@ -197,7 +195,7 @@ KeyValues build_resource(const ProcessFacts& p, const ResourceDefaults& d, std::
   }
   if (!p.comm.empty()) put(kvs, "process.command", p.comm);
   if (!d.host_name.empty()) put(kvs, "host.name", d.host_name);
-  if (p.has_resource_attributes && !p.otel_resource_attributes.empty()) {
+  if (!p.otel_resource_attributes.empty()) {
     if (auto list = parse_key_value_list(p.otel_resource_attributes, &err)) {
       for (auto& [k, v] : *list) {
         if (k == "service.name") proc_service = v;
@@ -255,7 +253,7 @@ std::shared_ptr<const Resource> ResourceCache::get(uint32_t pid, std::string_vie
   res->attrs = build_resource(f, defaults_, &warnings);
   encode_resource(*res);
   for (auto& w : warnings)
-    if (std::find(warnings_.begin(), warnings_.end(), w) == warnings_.end()) warnings_.push_back(w);
+    if (warned_.insert(w).second) warnings_.push_back(w);
   by_pid_[pid] = Entry{std::string(comm), res};
   return res;
 }

@@ -19,6 +19,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -61,7 +62,6 @@ struct ProcessFacts {
   std::string comm;       // /proc/PID/comm, else the record's command
   std::string otel_service_name;        // the process's OTEL_SERVICE_NAME
   std::string otel_resource_attributes; // the process's OTEL_RESOURCE_ATTRIBUTES
-  bool has_service_name = false, has_resource_attributes = false;
   std::string language;   // telemetry.sdk.language, "" when unknown
 };
 
@@ -103,6 +103,7 @@ class ResourceCache {
   std::map<uint32_t, Entry> by_pid_;
   std::map<std::string, std::string> language_by_exe_;
   std::vector<std::string> warnings_;
+  std::set<std::string> warned_; // every warning ever queued: each is said once
 };
 
 // The tracer's defaults: gethostname() and its own OTEL_RESOURCE_ATTRIBUTES.

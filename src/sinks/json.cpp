@@ -9,21 +9,12 @@
 #include <vector>
 
 #include "core/clock.hpp"
+#include "core/utf8.hpp"
+#include "protocols/w3c/trace_context.hpp"
 
 namespace odigos {
 
 namespace {
-
-// Length of the valid UTF-8 sequence starting at s[i], or 0 if invalid.
-size_t utf8_len(std::string_view s, size_t i) {
-  auto c = static_cast<unsigned char>(s[i]);
-  size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
-  if (n == 0 || i + n > s.size()) return 0;
-  for (size_t k = 1; k < n; k++)
-    if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return 0;
-  if (n == 2 && c < 0xC2) return 0; // overlong
-  return n;
-}
 
 constexpr uint64_t kOnes = 0x0101010101010101ull;
 constexpr uint64_t kHigh = 0x8080808080808080ull;
@@ -78,7 +69,7 @@ char* put_json_string(char* p, std::string_view s) {
       }
       }
       i++;
-    } else if (size_t len = utf8_len(s, i)) {
+    } else if (size_t len = utf8_seq(s, i)) {
       std::memcpy(p, d + i, len);
       p += len;
       i += len;
@@ -121,15 +112,6 @@ char* put_ms(char* p, double v) {
 char* put(char* p, std::string_view lit) {
   std::memcpy(p, lit.data(), lit.size());
   return p + lit.size();
-}
-
-char* put_hex(char* p, const uint8_t* b, size_t n) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  for (size_t i = 0; i < n; i++) {
-    *p++ = kHex[b[i] >> 4];
-    *p++ = kHex[b[i] & 15];
-  }
-  return p;
 }
 
 size_t value_bound(const AttrValue& v) {
@@ -324,12 +306,12 @@ char* put_record_json(char* p, const Record& r, JsonLayout layout) {
   }
   if (r.span.valid()) {
     p = put(p, ",\"trace_id\":\"");
-    p = put_hex(p, r.span.trace_id.data(), r.span.trace_id.size());
+    p = w3c::put_hex(p, r.span.trace_id.data(), r.span.trace_id.size());
     p = put(p, "\",\"span_id\":\"");
-    p = put_hex(p, r.span.span_id.data(), r.span.span_id.size());
+    p = w3c::put_hex(p, r.span.span_id.data(), r.span.span_id.size());
     if (r.span.has_parent()) {
       p = put(p, "\",\"parent_span_id\":\"");
-      p = put_hex(p, r.span.parent_span_id.data(), r.span.parent_span_id.size());
+      p = w3c::put_hex(p, r.span.parent_span_id.data(), r.span.parent_span_id.size());
     }
     p = put(p, "\",\"span_name\":");
     p = put_json_string(p, r.span_name);

@@ -114,7 +114,7 @@ class OtlpHttpSink final : public Sink {
     if (r.side != RecordSide::kServer) return false;
     int64_t port = r.get_int("network.peer.port");
     if (port <= 0 || port > 65535 || !exporter_->own_port(uint16_t(port))) return false;
-    return r.get_str("url.path") == path_;
+    return r.get_view("url.path") == path_;
   }
   otlp::ResourceCache cache_;
   bool json_;

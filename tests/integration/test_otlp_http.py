@@ -62,10 +62,11 @@ def scenario(a, name, py, py_port, targets, extra=None, env_extra=None, flag=Tru
         check(res.get("service.name") == "otlp-http-shop", f"service.name {res.get('service.name')}")
     # The same spans as the NDJSON records written alongside.
     recs = [r for r in tracer.records() if r.get("process", {}).get("pid") == py.pid]
-    if recs and "span_id" in recs[0]:
-        check(sorted((r["trace_id"], r["span_id"]) for r in recs) ==
-              sorted((sp["traceId"], sp["spanId"]) for _, sp in ours),
-              "OTLP ids differ from the NDJSON records' ids")
+    check(recs and all("span_id" in r for r in recs),
+          f"{len(recs)} NDJSON records of the server, or some without span_id")
+    check(sorted((r["trace_id"], r["span_id"]) for r in recs) ==
+          sorted((sp["traceId"], sp["spanId"]) for _, sp in ours),
+          "OTLP ids differ from the NDJSON records' ids")
     check(summ["exported"] == len(spans) and summ["failed"] == 0 and summ["dropped"] == 0,
           f"summary {summ['line']} but the receiver got {len(spans)} spans")
     return tracer, spans

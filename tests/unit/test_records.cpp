@@ -174,3 +174,22 @@ TEST_CASE("JSON layouts are cached per attribute-name set, never mixed up", "[js
     CHECK(j["http"]["request"]["method"] == "GET");
   }
 }
+
+TEST_CASE("JSON strings: valid UTF-8 kept, every invalid sequence replaced (RFC 3629)",
+          "[records][utf8]") {
+  auto j = [](std::string_view s) {
+    std::string out;
+    append_json_string(s, out);
+    return out;
+  };
+  CHECK(j("caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80") == "\"caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80\"");
+  CHECK(j("a\"b\\c\n\x01") == "\"a\\\"b\\\\c\\n\\u0001\"");
+  // Overlong forms, a surrogate, beyond U+10FFFF, a lone continuation, a cut sequence:
+  // each byte that starts no valid sequence becomes U+FFFD (as protobuf strings do).
+  CHECK(j("\xC0\xAF") == "\"\\ufffd\\ufffd\"");
+  CHECK(j("\xE0\x80\xAF") == "\"\\ufffd\\ufffd\\ufffd\"");
+  CHECK(j("\xED\xA0\x80") == "\"\\ufffd\\ufffd\\ufffd\"");
+  CHECK(j("\xF4\x90\x80\x80") == "\"\\ufffd\\ufffd\\ufffd\\ufffd\"");
+  CHECK(j("\x80x") == "\"\\ufffdx\"");
+  CHECK(j("\xE2\x82") == "\"\\ufffd\\ufffd\"");
+}

@@ -115,13 +115,18 @@ std::optional<std::string> tracestate_of(const std::vector<std::string_view>& fi
   return out;
 }
 
-std::string to_hex(const uint8_t* p, size_t n) {
+char* put_hex(char* out, const uint8_t* p, size_t n) {
   static constexpr char kHex[] = "0123456789abcdef";
-  std::string s(2 * n, '0');
   for (size_t i = 0; i < n; i++) {
-    s[2 * i] = kHex[p[i] >> 4];
-    s[2 * i + 1] = kHex[p[i] & 15];
+    *out++ = kHex[p[i] >> 4];
+    *out++ = kHex[p[i] & 15];
   }
+  return out;
+}
+
+std::string to_hex(const uint8_t* p, size_t n) {
+  std::string s(2 * n, '0');
+  put_hex(s.data(), p, n);
   return s;
 }
 

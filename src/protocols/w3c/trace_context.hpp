@@ -43,6 +43,8 @@ std::optional<TraceParent> traceparent_of(const std::vector<std::string_view>& f
 // more than 32 members: the whole tracestate is discarded (nullopt).
 std::optional<std::string> tracestate_of(const std::vector<std::string_view>& fields);
 
+// Lowercase hex of n bytes at out (2n chars); returns the end. to_hex as a string.
+char* put_hex(char* out, const uint8_t* p, size_t n);
 std::string to_hex(const uint8_t* p, size_t n);
 
 } // namespace odigos::w3c
