@@ -273,4 +273,39 @@ int BPF_KPROBE(ot_go_http_request_write)
 	return 0;
 }
 
+/* Goroutine creation, for trace linking: on the call to runtime.runqput in
+ * runtime.newproc's systemstack closure (`newg := newproc1(...); runqput(pp,
+ * newg, true)`), a call instruction the kernel emulates. There RBX = newg and
+ * R14 = g0 of the M; the goroutine that executed `go` is g0.m.curg. The
+ * offsets come from the closure's own code (userspace, GoSpawnProbe) in the
+ * attach cookie: g.m in bits 0..15, m.curg in bits 16..31. The parent read
+ * is checked: its g.m must be the same m (else nothing is reported). */
+SEC("uprobe")
+int BPF_KPROBE(ot_go_spawn)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	if (!current_is_traced(tgid))
+		return 0;
+	__u64 cookie = bpf_get_attach_cookie(ctx);
+	__u64 g_m = cookie & 0xffff, m_curg = (cookie >> 16) & 0xffff;
+	__u64 m = 0, curg = 0, curg_m = 0;
+	if (bpf_probe_read_user(&m, sizeof(m), (void *)(ctx->r14 + g_m)) || !m)
+		return 0;
+	if (bpf_probe_read_user(&curg, sizeof(curg), (void *)(m + m_curg)) || !curg ||
+	    curg == ctx->r14)
+		return 0;
+	if (bpf_probe_read_user(&curg_m, sizeof(curg_m), (void *)(curg + g_m)) || curg_m != m)
+		return 0;
+	struct ot_go_spawn_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count_drop(OT_DROP_RINGBUF);
+		return 0;
+	}
+	fill_hdr(&e->hdr, OT_EV_GO_SPAWN);
+	e->parent = curg;
+	e->child = ctx->bx;
+	bpf_ringbuf_submit(e, ringbuf_flags());
+	return 0;
+}
+
 char LICENSE[] SEC("license") = "GPL";

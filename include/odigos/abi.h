@@ -30,6 +30,7 @@ enum ot_event_type {
 	OT_EV_PROC_EXEC = 8,  /* a traced (or newly matched) process exec'd */
 	OT_EV_PROC_EXIT = 9,  /* the last thread of a traced process exited */
 	OT_EV_PROC_MMAP = 10, /* a traced process mapped a file executable (ld.so, dlopen) */
+	OT_EV_GO_SPAWN = 11,  /* a goroutine of a traced Go program started another (`go f()`) */
 };
 
 enum ot_role {
@@ -145,6 +146,16 @@ struct ot_proc_event {
 };
 /* OT_EV_PROC_MMAP uses struct ot_proc_event too (ppid and exit_code 0): the
  * process's maps changed; userspace looks for TLS libraries to probe. */
+
+/* OT_EV_GO_SPAWN: goroutine `parent` executed `go f()`, which created goroutine
+ * `child` (both g pointers, as R14 holds them: ot_data_event.user_ctx). A g
+ * struct is reused once its goroutine exits; every creation is reported, so
+ * the latest event for a g describes its current goroutine. */
+struct ot_go_spawn_event {
+	struct ot_event_hdr hdr; /* tgid, tid: where `go` ran */
+	__u64 parent;
+	__u64 child;
+};
 
 /* Kernel-side connection table value (map `conns`, key: socket cookie). */
 struct ot_conn_state {

@@ -15,4 +15,5 @@ static_assert(offsetof(ot_data_event, cookie) == 24);
 static_assert(offsetof(ot_data_event, pos) == 32);
 static_assert(sizeof(ot_conn_event) == 112);
 static_assert(sizeof(ot_proc_event) == 48);
+static_assert(sizeof(ot_go_spawn_event) == 40);
 static_assert(sizeof(ot_conn_state) == 48);

@@ -482,6 +482,7 @@ int run_tracer(const Options& opt_in, const char* self_exe) {
         }
         r.set("odigos.lost_events_cpus", cpus);
         dropped_per_cpu = per_cpu;
+        linker.events_lost();
         emit(r);
         records--; // not a decoded record
         fmt::print(stderr, "odigos-trace: warning: {} events lost (ring buffer full); "
@@ -566,12 +567,18 @@ int run_tracer(const Options& opt_in, const char* self_exe) {
   const auto& ls = linker.stats();
   if ((!broken_pipe || opt.verbose) && ls.spans)
     fmt::print(stderr,
-               "odigos-trace: traces: {} spans, {} linked ({} across processes, {} in a process), "
+               "odigos-trace: traces: {} spans, {} linked ({} across processes, {} in a process{}), "
                "{} joined a traceparent, {} roots, {} left unlinked ({} ambiguous, {} failed the "
-               "checks, {} waited in vain)\n",
+               "checks, {} waited in vain{})\n",
                ls.spans, ls.cross_process + ls.in_process, ls.cross_process, ls.in_process,
+               ls.in_process_spawned
+                   ? fmt::format(", {} of them from goroutines a handler started", ls.in_process_spawned)
+                   : "",
                ls.from_header, ls.roots, ls.unlinked(), ls.unlinked_ambiguous,
-               ls.unlinked_mismatch, ls.unlinked_timeout);
+               ls.unlinked_mismatch, ls.unlinked_timeout,
+               ls.unlinked_ended
+                   ? fmt::format(", {} made by a goroutine after its request ended", ls.unlinked_ended)
+                   : "");
   if (!sink_error.empty() && !broken_pipe) {
     fmt::print(stderr, "odigos-trace: error: {}\n", sink_error);
     if (launching) launcher.kill_child(SIGTERM);

@@ -151,6 +151,13 @@ bool ConnTracker::handle(const void* data, size_t size) {
     if (on_proc_) on_proc_(ev);
     return true;
   }
+  case OT_EV_GO_SPAWN: {
+    if (size < sizeof(ot_go_spawn_event)) break;
+    ot_go_spawn_event ev;
+    memcpy(&ev, data, sizeof(ev));
+    if (observer_) observer_->go_spawn(ev.hdr.tgid, ev.parent, ev.child);
+    return true;
+  }
   default:
     break;
   }

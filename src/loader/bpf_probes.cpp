@@ -140,6 +140,7 @@ std::vector<bpf_link*> BpfProbes::attach_go(int pid, const std::string& path, co
     points.push_back({p->ot_go_http_round_trip, g.http_round_trip, false, 0});
     points.push_back({p->ot_go_http_request_write, g.http_request_write, false, 0});
   }
+  if (g.spawn) points.push_back({p->ot_go_spawn, g.spawn, false, g.spawn_cookie});
   auto links = attach_points(pid, path, points, error);
   if (!links.empty() && skel_->bss) {
     skel_->bss->go_probes_active = 1;

@@ -36,6 +36,8 @@ struct GoPoints {
   int n_regs_offset = -1;
   bool layout_known = false;
   uint64_t http_round_trip = 0, http_request_write = 0;
+  uint64_t spawn = 0;        // goroutine creation (0: none), see GoSpawnProbe
+  uint64_t spawn_cookie = 0; // g.m offset | m.curg offset << 16
 };
 
 class BpfProbes {

@@ -475,7 +475,7 @@ constexpr int kPtRegsOffset[16] = {
     offsetof(user_regs_struct, r9),  offsetof(user_regs_struct, r10), offsetof(user_regs_struct, r11),
     offsetof(user_regs_struct, r12), offsetof(user_regs_struct, r13), offsetof(user_regs_struct, r14),
     offsetof(user_regs_struct, r15)};
-enum { kRax = 0, kRcx = 1, kRsp = 4, kR12 = 12, kR14 = 14 };
+enum { kRax = 0, kRcx = 1, kRbx = 3, kRsp = 4, kR12 = 12, kR14 = 14 };
 
 // Functions of one disassembled Go function (capstone, AT&T syntax, details on).
 class GoCode {
@@ -856,7 +856,112 @@ std::vector<GoProbePoint> read_copied(const GoBinary& bin, const GoCode& code, c
   return out;
 }
 
+
+// runtime.newproc.func1: the call to runqput after the call to newproc1 (see GoSpawnProbe).
+std::optional<GoSpawnProbe> spawn_point(const GoBinary& bin, csh h, std::string* why) {
+  const std::string fn = "runtime.newproc.func1";
+  auto f = bin.function(fn);
+  auto newproc1 = bin.function("runtime.newproc1"), runqput = bin.function("runtime.runqput");
+  if (!f || !newproc1 || !runqput) {
+    *why = fmt::format("no {}", !f ? fn : !newproc1 ? "runtime.newproc1" : "runtime.runqput");
+    return std::nullopt;
+  }
+  GoCode code(h, bin.elf(), f->entry, f->end);
+  std::optional<size_t> call1;
+  for (size_t i = 0; i < code.size(); i++)
+    if (code.in_group(i, X86_GRP_CALL) && code.direct_target(i) == newproc1->entry) {
+      if (call1) {
+        *why = fmt::format("{} calls runtime.newproc1 more than once", fn);
+        return std::nullopt;
+      }
+      call1 = i;
+    }
+  if (!call1) {
+    *why = fmt::format("{} does not call runtime.newproc1", fn);
+    return std::nullopt;
+  }
+  // Straight-line code from there to the call to runqput: newg (RAX after newproc1)
+  // followed into RBX, and the loads of g.m and m.p.
+  Holders newg;
+  newg.regs.insert(kRax);
+  int m_reg = -1;
+  int64_t g_m = -1, m_p = -1;
+  for (size_t i = *call1 + 1; i < code.size(); i++) {
+    const cs_insn& in = code.at(i);
+    if (code.is_target(in.address)) break; // other paths join: not straight-line
+    if (code.in_group(i, X86_GRP_CALL) && code.direct_target(i) == runqput->entry) {
+      if (!newg.regs.count(kRbx)) {
+        *why = fmt::format("{}: newg is not in %rbx at the call to runtime.runqput ({:#x})", fn, in.address);
+        return std::nullopt;
+      }
+      if (g_m < 0 || g_m > 0xffff || m_p < 16 || m_p - 16 > 0xffff) {
+        *why = fmt::format("{}: no load of getg().m.p before the call to runtime.runqput", fn);
+        return std::nullopt;
+      }
+      if (!emulated_at(bin.elf(), in.address)) {
+        *why = fmt::format("{}: the call to runtime.runqput ({:#x}) would be single-stepped", fn, in.address);
+        return std::nullopt;
+      }
+      GoSpawnProbe p;
+      p.point = make_point(bin, in.address,
+                           fmt::format("{}: {} (newg in %rbx; g.m at {:#x}, m.p at {:#x})",
+                                       offset_name(fn, f->entry, in.address), code.text(i), g_m, m_p));
+      p.g_m_offset = int(g_m);
+      p.m_curg_offset = int(m_p - 16);
+      return p;
+    }
+    if (code.is_control(i)) break;
+    // A load `mov disp(%base), %reg` (8 bytes, no index): the g.m and m.p loads.
+    const cs_x86& x = in.detail->x86;
+    bool load = false;
+    if (in.id == X86_INS_MOV && x.op_count == 2) {
+      const cs_x86_op* dst = nullptr;
+      const cs_x86_op* src = nullptr;
+      for (int k = 0; k < 2; k++) (x.operands[k].access & CS_AC_WRITE ? dst : src) = &x.operands[k];
+      if (dst && src && src->type == X86_OP_MEM && src->size == 8 && src->mem.index == X86_REG_INVALID &&
+          src->mem.segment == X86_REG_INVALID && code.reg64(*dst) >= 0) {
+        int base = code.family(src->mem.base), d = code.reg64(*dst);
+        if (base == kR14 && g_m < 0) {
+          g_m = src->mem.disp;
+          m_reg = d;
+          load = true;
+        } else if (m_reg >= 0 && base == m_reg && m_p < 0) {
+          m_p = src->mem.disp;
+          load = true;
+        }
+      }
+    }
+    if (!load && m_p < 0 && m_reg >= 0)
+      for (int w : code.written(i))
+        if (w == m_reg || w == -2) { // m overwritten before m.p was loaded from it
+          m_reg = -1;
+          g_m = -1;
+        }
+    step(code, i, &newg);
+  }
+  *why = fmt::format("{}: no call to runtime.runqput in the straight-line code after runtime.newproc1", fn);
+  return std::nullopt;
+}
 } // namespace
+
+std::optional<GoSpawnProbe> find_go_spawn_probe(const GoBinary& bin, std::string* why) {
+  std::string ignored;
+  if (!why) why = &ignored;
+  if (!bin.register_abi()) {
+    *why = "Go before 1.17";
+    return std::nullopt;
+  }
+  csh h = 0;
+  if (cs_open(CS_ARCH_X86, CS_MODE_64, &h) != CS_ERR_OK) {
+    *why = "capstone: cannot open an x86-64 disassembler";
+    return std::nullopt;
+  }
+  cs_option(h, CS_OPT_DETAIL, CS_OPT_ON);
+  cs_option(h, CS_OPT_SYNTAX, CS_OPT_SYNTAX_ATT);
+  auto p = spawn_point(bin, h, why);
+  cs_close(&h);
+  return p;
+}
 
 std::optional<GoTlsProbes> find_go_tls_probes(const std::string& path, std::string* error) {
   std::string ignored;
@@ -910,6 +1015,7 @@ std::optional<GoTlsProbes> find_go_tls_probes(const std::string& path, std::stri
       out->http_request_write = std::move(*b);
     }
   }
+  if (out) out->spawn = spawn_point(*bin, h, &out->spawn_why);
   cs_close(&h);
   return out;
 }

@@ -76,6 +76,20 @@ struct GoProbePoint {
   int n_pt_regs_offset = -1;
 };
 
+// Goroutine creation, for trace linking. runtime.newproc runs a closure on the system
+// stack (runtime.newproc.func1): `newg := newproc1(fn, gp, pc, ...); pp :=
+// getg().m.p.ptr(); runqput(pp, newg, true)`. The point is its call to runtime.runqput
+// (a call: emulated), where RBX = newg and R14 = g0 of the M, whose m.curg is the
+// goroutine that executed `go`. The offsets are read from the closure's own code: the
+// load of g.m (`mov 0x30(%r14), %rA`) and of m.p (`mov 0xd0(%rA), %rB`); m.curg is the
+// field two words before m.p (`curg *g; caughtsig guintptr; p puintptr` in every Go
+// since 1.5). The BPF side checks the result (curg.m must be the same m).
+struct GoSpawnProbe {
+  GoProbePoint point;
+  int g_m_offset = 0;    // offset of g.m
+  int m_curg_offset = 0; // offset of m.curg
+};
+
 struct GoTlsProbes {
   std::string go_version; // "go1.19.8"
   bool register_abi = false; // always true in a result: Go < 1.17 is refused
@@ -100,7 +114,15 @@ struct GoTlsProbes {
   // point is not emulated.
   std::optional<GoProbePoint> http_round_trip;
   std::optional<GoProbePoint> http_request_write;
+  // Goroutine creation (see GoSpawnProbe); absent, with spawn_why, when the runtime's
+  // code has another shape.
+  std::optional<GoSpawnProbe> spawn;
+  std::string spawn_why;
 };
+
+// The goroutine-creation point of the Go executable whose code `bin` reads; nullopt and
+// *why when runtime.newproc.func1 does not have the shape GoSpawnProbe describes.
+std::optional<GoSpawnProbe> find_go_spawn_probe(const GoBinary& bin, std::string* why);
 
 // The uprobe points for crypto/tls.(*Conn).Write and (*Conn).Read in the Go executable
 // `path`. nullopt and *error when it is not a Go executable, its Go is older than 1.17

@@ -153,6 +153,13 @@ const TlsAttacher::Library& TlsAttacher::library(const FileKey& key, const std::
           lib.http_round_trip = g->http_round_trip->file_offset;
           lib.http_request_write = g->http_request_write->file_offset;
         }
+        if (g->spawn) {
+          lib.spawn = g->spawn->point.file_offset;
+          lib.spawn_cookie = uint64_t(g->spawn->g_m_offset) | uint64_t(g->spawn->m_curg_offset) << 16;
+        } else {
+          messages_.push_back(fmt::format("goroutines started by handlers in '{}' ({}) are not followed "
+                                          "for trace linking: {}", path, g->go_version, g->spawn_why));
+        }
       }
     } else if (goerr.find("not a Go executable") == std::string::npos &&
                goerr.rfind("no crypto/tls", 0) != 0) {
@@ -181,7 +188,8 @@ bool TlsAttacher::attach_file(uint32_t who, const FileKey& key, const std::strin
                                        GoPoints{lib.write_offset, lib.read_offset,
                                                 lib.copied_offset, lib.n_regs_offset,
                                                 lib.go_minor >= 17 && lib.go_minor <= 23,
-                                                lib.http_round_trip, lib.http_request_write},
+                                                lib.http_round_trip, lib.http_request_write,
+                                                lib.spawn, lib.spawn_cookie},
                                        &err)
                    : probes_.attach_tls(lib.kind, pid, path, lib.read_offset, lib.write_offset,
                                         &err);

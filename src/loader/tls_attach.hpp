@@ -74,6 +74,8 @@ class TlsAttacher {
     int go_minor = 0;           // Go: 19 for go1.19.x
     uint64_t http_round_trip = 0;   // Go: net/http client points (0: none), see GoTlsProbes
     uint64_t http_request_write = 0;
+    uint64_t spawn = 0;        // Go: goroutine creation point (0: none), see GoSpawnProbe
+    uint64_t spawn_cookie = 0;
   };
   const Library& library(const FileKey& key, const std::string& path, bool expect_tls);
   // The one way files get probed: for `who` (a PID, or kGlobal: every

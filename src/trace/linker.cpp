@@ -104,6 +104,8 @@ struct Node {
   std::vector<ExchKey> deps;
   size_t missing = 0;
   bool multi = false;   // the context ever had several server requests active
+  bool spawned = false; // its dependency is the request that started its goroutine
+  bool ended = false;   // ... which had ended when it started
   bool decided = false; // parent chosen (or none)
   Node* parent = nullptr;
   std::vector<Node*> trace_waiters; // children waiting for our trace id
@@ -154,6 +156,14 @@ struct Linker::Impl {
   std::unordered_map<PairKey, uint64_t, PairHash> by_pair;
   std::unordered_map<CtxKey, std::vector<uint64_t>, CtxHash> active_by_ctx; // active cookies
   std::unordered_set<CtxKey, CtxHash> multi_ctx;
+  // Go: the server request a goroutine works for, inherited from the
+  // goroutine that started it (its exchange on its connection).
+  struct Origin {
+    uint64_t cookie = 0;
+    uint64_t seq = 0;
+  };
+  std::unordered_map<CtxKey, Origin, CtxHash> spawned;
+  static constexpr size_t kMaxSpawned = 65536;
   std::unordered_map<uint32_t, bool> go_cache;
   std::vector<Node*> retained;
   uint64_t last_sweep = 0;
@@ -180,6 +190,29 @@ struct Linker::Impl {
       c.go = go(pid);
     }
     return c.go ? user_ctx : tid;
+  }
+
+  // Is the request of origin o still being handled?
+  const Conn* active(const Origin& o) const {
+    auto c = conns.find(o.cookie);
+    return c != conns.end() && c->second.on && c->second.active_seq == o.seq ? &c->second : nullptr;
+  }
+  // The one request context k works for: its own active one, else the one it
+  // inherited when its goroutine was started, if still active.
+  bool origin_of(const CtxKey& k, Origin* o) const {
+    if (multi_ctx.count(k)) return false;
+    auto it = active_by_ctx.find(k);
+    if (it != active_by_ctx.end() && !it->second.empty()) {
+      if (it->second.size() != 1) return false;
+      auto c = conns.find(it->second[0]);
+      if (c == conns.end() || !c->second.on) return false;
+      *o = Origin{it->second[0], c->second.active_seq};
+      return true;
+    }
+    auto s = spawned.find(k);
+    if (s == spawned.end() || !active(s->second)) return false;
+    *o = s->second;
+    return true;
   }
 
   // The other end of connection c (cookie), if it is traced too.
@@ -257,6 +290,7 @@ void Linker::Impl::add(Record& in) {
   bool dep_ended = false;   // ... or will never come
   bool multi = false;
   bool retain = false;
+  bool via_spawn = false, ended = false;
   if (in.side == RecordSide::kServer) {
     // This request is no longer being handled.
     if (conn.on) deactivate(in.conn_cookie, conn);
@@ -273,11 +307,23 @@ void Linker::Impl::add(Record& in) {
     CtxKey ck{in.pid, ctx};
     multi = multi_ctx.count(ck) > 0;
     auto it = active_by_ctx.find(ck);
-    if (it != active_by_ctx.end()) {
+    if (it != active_by_ctx.end() && !it->second.empty()) {
       for (uint64_t sc : it->second) {
         auto a = conns.find(sc);
         if (a != conns.end() && a->second.since <= in.start_mono_ns)
           deps.push_back(ExchKey{sc, a->second.active_seq});
+      }
+    } else if (!multi && !spawned.empty()) {
+      // A goroutine started for a request: that request, while it lasts.
+      auto s = spawned.find(ck);
+      if (s != spawned.end()) {
+        const Conn* a = active(s->second);
+        if (a && a->since <= in.start_mono_ns) {
+          deps.push_back(ExchKey{s->second.cookie, s->second.seq});
+          via_spawn = true;
+        } else {
+          ended = true;
+        }
       }
     }
     // A late server span of a traced peer may look for this exchange.
@@ -294,7 +340,12 @@ void Linker::Impl::add(Record& in) {
     } else {
       random_id(in.span.span_id);
       random_id(in.span.trace_id);
-      stats.roots++;
+      if (ended) {
+        stats.unlinked_ended++;
+        in.set("odigos.trace.unlinked", std::string("parent_ended"));
+      } else {
+        stats.roots++;
+      }
     }
     name_span(in);
     emit(in);
@@ -310,6 +361,8 @@ void Linker::Impl::add(Record& in) {
   n->content = content_of(in);
   n->arrived = now;
   n->multi = multi;
+  n->spawned = via_spawn;
+  n->ended = ended;
   n->retain = retain;
   if (in.span_from_header) {
     n->hdr_trace = in.span.trace_id;
@@ -437,7 +490,8 @@ void Linker::Impl::decide_server(Node* n) {
 
 void Linker::Impl::decide_client(Node* n) {
   if (n->deps.empty()) {
-    if (!n->rec.span_from_header) stats.roots++;
+    if (n->ended && !n->rec.span_from_header) unlink(n, stats.unlinked_ended, "parent_ended");
+    else if (!n->rec.span_from_header) stats.roots++;
     return;
   }
   std::vector<Node*> cands;
@@ -488,6 +542,7 @@ void Linker::Impl::decide_client(Node* n) {
   }
   n->parent = parent;
   stats.in_process++;
+  if (n->spawned) stats.in_process_spawned++;
 }
 
 // Child c takes the trace of its (resolved) parent p — unless c carries the
@@ -496,7 +551,10 @@ void Linker::Impl::inherit(Node* c, Node* p) {
   Record& r = c->rec;
   c->parent = nullptr; // p may be freed once emitted
   if (r.span_from_header && r.span.trace_id != p->rec.span.trace_id) {
-    if (r.side == RecordSide::kClient) stats.in_process--;
+    if (r.side == RecordSide::kClient) {
+      stats.in_process--;
+      if (c->spawned) stats.in_process_spawned--;
+    }
     else stats.cross_process--;
     unlink(c, stats.unlinked_mismatch, "trace_conflict");
     return;
@@ -603,6 +661,10 @@ void Linker::Impl::sweep(bool all) {
     if (it->second.empty() && active_by_ctx.size() > 4096) it = active_by_ctx.erase(it);
     else ++it;
   }
+  // Goroutines of requests long gone (a program that keeps starting new ones).
+  if (all || spawned.size() > kMaxSpawned)
+    for (auto it = spawned.begin(); it != spawned.end();)
+      it = all || !active(it->second) ? spawned.erase(it) : std::next(it);
 }
 
 Linker::Linker(LinkerOptions opt, EmitFn emit, IsGoFn is_go) : impl_(std::make_unique<Impl>()) {
@@ -664,6 +726,17 @@ void Linker::server_request_bytes(uint64_t cookie, uint32_t pid, uint32_t tid, u
   if (v.size() > 1) m.multi_ctx.insert(key);
   if (m.multi_ctx.size() > 65536) m.multi_ctx.clear();
 }
+
+void Linker::go_spawn(uint32_t pid, uint64_t parent, uint64_t child) {
+  Impl& m = *impl_;
+  Impl::Origin o;
+  // The child's g struct may have served an earlier goroutine: what is known
+  // of it is replaced.
+  if (m.origin_of(CtxKey{pid, parent}, &o)) m.spawned[CtxKey{pid, child}] = o;
+  else if (!m.spawned.empty()) m.spawned.erase(CtxKey{pid, child});
+}
+
+void Linker::events_lost() { impl_->spawned.clear(); }
 
 void Linker::conn_end(uint64_t cookie) {
   Impl& m = *impl_;

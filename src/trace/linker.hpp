@@ -14,6 +14,10 @@
 //     started. With several active (event loops), or on a context that ever
 //     had several, only a server request with the same HTTP method and target
 //     (a proxy forwarding what it received) qualifies, and only if unique.
+//     Go: a goroutine started (`go f()`) while its parent handled exactly one
+//     request, or by a goroutine that itself descends from one, works for
+//     that request while it is active (go_spawn); a call it makes after the
+//     request ended is left unlinked.
 // Records arrive bottom-up (a child ends before its parent), so a span waits
 // for the records it depends on; a trace is emitted root first, as soon as its
 // root is resolved. Single-threaded: called by the ring-buffer reader.
@@ -34,10 +38,12 @@ struct LinkerStats {
   uint64_t from_header = 0;      // trace decided by a traceparent header
   uint64_t cross_process = 0;    // linked to the other end of the connection
   uint64_t in_process = 0;       // linked to the server request being handled
+  uint64_t in_process_spawned = 0; // ... of them, from a goroutine the handler started
   uint64_t unlinked_ambiguous = 0;  // several possible parents, none singled out
   uint64_t unlinked_mismatch = 0;   // the candidate failed the checks
   uint64_t unlinked_timeout = 0;    // what it waited for never came
-  uint64_t unlinked() const { return unlinked_ambiguous + unlinked_mismatch + unlinked_timeout; }
+  uint64_t unlinked_ended = 0;      // a goroutine's call after the request that started it
+  uint64_t unlinked() const { return unlinked_ambiguous + unlinked_mismatch + unlinked_timeout + unlinked_ended; }
 };
 
 struct LinkerOptions {
@@ -69,6 +75,10 @@ class Linker : public ConnObserver {
   void tick(uint64_t now_mono_ns);
   // End of tracing: everything still waiting is resolved (unlinked) and emitted.
   void finish();
+  // Ring-buffer events were lost: goroutine creations may be among them, so
+  // what was known of goroutine ancestry is forgotten (a g struct is reused
+  // once its goroutine exits: a missed creation would leave a stale parent).
+  void events_lost();
 
   const LinkerStats& stats() const;
   size_t pending() const; // spans waiting for a record they depend on
@@ -78,6 +88,7 @@ class Linker : public ConnObserver {
   void server_request_bytes(uint64_t cookie, uint32_t pid, uint32_t tid, uint64_t ctx,
                             uint64_t ts) override;
   void conn_end(uint64_t cookie) override;
+  void go_spawn(uint32_t pid, uint64_t parent, uint64_t child) override;
 
  private:
   struct Impl;

@@ -41,6 +41,13 @@ expected tree of one request is (roles are process.side.protocol)
     connections are written by the transport's writeLoop goroutine, not by the handler: the
     Go client span must be the child of its own handler's server span (never of another
     request's), and the Python server span the child of that client span.
+(E) goroutines: /fan/<id> straight to the Go service, sequential then concurrent: its handler
+    starts goroutines (one of them starting another) that call Redis (INCR fan:<id>:a and
+    fan:<id>:b) and the Python service (GET /py/<id>, net/http's client): each of those client
+    spans must be the child of its own handler's server span, and the Python server span the
+    child of that client span. /pooled/<id> hands INCR pooled:<id> to one worker goroutine that
+    serves every request in turn (started before tracing): its span is never the child of
+    another request's span (left unlinked: nothing says which request it works for).
 Everywhere: trace_id/span_id/parent_span_id/span_name well-formed, span_ids unique, no parent
 cycles. On failure the NDJSON of the spans concerned is printed as trees.
 """
@@ -64,6 +71,7 @@ SERVICE_PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else s
 DELAY_MS = 5
 CONCURRENT = 32
 CHAIN = 8  # (D) requests, sequential and then as many concurrent
+FAN = 6  # (E) /fan/ requests, sequential and then as many concurrent; as many /pooled/
 MIN_LINKED = 0.80
 
 ID_RE = re.compile(r"tr[0-9a-f]{12}")
@@ -489,6 +497,27 @@ def main(a):
         for t in threads:
             t.join(60)
         check(not errors, f"{len(errors)} /chain/ requests failed: {errors[:3]}")
+        # (E) goroutines started by a handler; a worker goroutine shared by all requests.
+        part_e = [new_id() for _ in range(2 * FAN)]
+        part_e_pooled = [new_id() for _ in range(FAN)]
+
+        def go_get(path, rid):
+            try:
+                code, body = curl(f"http://127.0.0.1:{goport}/{path}/{rid}")
+                check(code == 200 and body == rid, f"GET /{path}/{rid}: {code} {body!r}\n"
+                      f"go log:\n{log_tail(golog)}")
+            except Exception as e:  # reported below
+                errors.append(str(e))
+
+        for rid in part_e[:FAN]:
+            go_get("fan", rid)
+        threads = [threading.Thread(target=go_get, args=("fan", rid)) for rid in part_e[FAN:]]
+        threads += [threading.Thread(target=go_get, args=("pooled", rid)) for rid in part_e_pooled]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        check(not errors, f"{len(errors)} /fan/ or /pooled/ requests failed: {errors[:3]}")
         time.sleep(0.5)
         rc = tracer.stop()
         check(rc == 0, f"tracer exit {rc}:\n{tracer.stderr()}")
@@ -513,13 +542,13 @@ def main(a):
     print(f"  {len(recs)} request records in {tracer.out}; tracer: "
           f"{' / '.join(l.strip() for l in tracer.stderr().strip().splitlines()[-3:])}")
 
-    analyse(topo, recs, part_a, part_b, part_c, part_d)
+    analyse(topo, recs, part_a, part_b, part_c, part_d, part_e, part_e_pooled)
     print(f"  total {time.monotonic() - t0:.1f}s")
 
 
-def analyse(topo, recs, part_a, part_b, part_c, part_d):
+def analyse(topo, recs, part_a, part_b, part_c, part_d, part_e, part_e_pooled):
     """The checks on the records of one run; part_a..c: [(id, "py"|"go", traceparent or None)],
-    part_d: ids of /chain/ requests."""
+    part_d: ids of /chain/ requests, part_e: of /fan/ requests, part_e_pooled: of /pooled/."""
     check_topology(topo, recs, part_a + part_b + part_c)
     print(f"  topology: every one of the {len(part_a + part_b + part_c)} requests has its 7 spans "
           "(nginx server+client, service server, redis client+server, postgresql client+server)")
@@ -633,7 +662,72 @@ def analyse(topo, recs, part_a, part_b, part_c, part_d):
     except Failure as e:
         failures.append(f"(D) {e}")
 
+    # (E)
+    try:
+        check_fan(topo, recs, part_e, part_e_pooled)
+    except Failure as e:
+        failures.append(f"(E) {e}")
+
     check(not failures, "\n".join(failures))
+
+
+def check_fan(topo, recs, ids, pooled_ids):
+    """(E): go server /fan/<id> -> goroutines: go client INCR fan:<id>:a, INCR fan:<id>:b (from a
+    goroutine's goroutine), GET /py/<id> -> py server /py/<id>; /pooled/<id> -> the shared
+    worker's INCR pooled:<id>: no parent but its own request's."""
+    by_span = {r["span_id"]: r for r in recs if "span_id" in r}
+    linked = wrong = 0
+    problems = []
+
+    def one(want, pred, what):
+        got = [r for r in recs if role(topo, r) == want and pred(r)]
+        check(len(got) == 1, f"{len(got)} {want} spans for {what}")
+        return got[0]
+
+    def judge(child, parent):
+        nonlocal linked, wrong
+        p = child.get("parent_span_id")
+        if p == parent["span_id"] and child["trace_id"] == parent["trace_id"]:
+            linked += 1
+        elif p:
+            wrong += 1
+            other = by_span.get(p)
+            problems.append(f"wrong parent: {line(topo, child)}\n    parent "
+                            f"{line(topo, other) if other else p + ' (not in the output)'}")
+        else:
+            problems.append(f"unlinked ({child.get('odigos', {}).get('trace', {})}): "
+                            f"{line(topo, child)}")
+
+    for rid in ids:
+        srv = one("go.server.http", lambda r: get(r, "url.path") == f"/fan/{rid}", f"/fan/{rid}")
+        for key in (f"fan:{rid}:a", f"fan:{rid}:b"):
+            judge(one("go.client.redis", lambda r: key in (get(r, "db.query.text") or ""), key), srv)
+        cli = one("go.client.http", lambda r: get(r, "url.path") == f"/py/{rid}", f"/py/{rid}")
+        judge(cli, srv)
+        judge(one("py.server.http", lambda r: get(r, "url.path") == f"/py/{rid}", f"/py/{rid}"), cli)
+    pooled_wrong, pooled_unlinked = [], 0
+    for rid in pooled_ids:
+        srv = one("go.server.http", lambda r: get(r, "url.path") == f"/pooled/{rid}",
+                  f"/pooled/{rid}")
+        key = f"pooled:{rid}"
+        cli = one("go.client.redis", lambda r: key in (get(r, "db.query.text") or ""), key)
+        p = cli.get("parent_span_id")
+        if not p:
+            pooled_unlinked += 1
+        elif p != srv["span_id"]:
+            other = by_span.get(p)
+            pooled_wrong.append(f"{line(topo, cli)}\n    parent "
+                                f"{line(topo, other) if other else p + ' (not in the output)'}")
+    expected = 4 * len(ids)
+    print(f"  (E) goroutines started by {len(ids)} handlers ({FAN} sequential, {FAN} concurrent): "
+          f"{linked} of {expected} links, {wrong} wrong; the shared worker's calls for "
+          f"{len(pooled_ids)} /pooled/ requests: {pooled_unlinked} unlinked, "
+          f"{len(pooled_wrong)} under another request")
+    check(wrong == 0, f"{wrong} wrong parents:\n  " + "\n  ".join(problems))
+    check(not pooled_wrong, "the shared worker's call under another request:\n  " +
+          "\n  ".join(pooled_wrong))
+    check(linked == expected, f"{expected - linked} links missing:\n  " +
+          "\n  ".join(problems[:6]))
 
 
 def check_chain(topo, recs, ids):

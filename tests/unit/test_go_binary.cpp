@@ -482,6 +482,62 @@ TEST_CASE("find_go_tls_probes: Read's point after the copy, inlined or called", 
   }
 }
 
+// Oracle: the offset of `member` in struct `type` from the binary's own DWARF (readelf);
+// nullopt when readelf or the DWARF is missing.
+std::optional<int> dwarf_member_offset(const std::string& bin, const std::string& type, const std::string& member) {
+  int st = 0;
+  std::string out = run("readelf --debug-dump=info " + quote(bin) +
+                            " 2>/dev/null | awk '/DW_AT_name *: " + type + "$/{getline n; if (n ~ /DW_AT_byte_size/) f=1; next} "
+                            "f && /DW_AT_name *: " + member + "$/{m=1; next} "
+                            "m && /DW_AT_data_member_location/{print $NF; exit}'",
+                        &st);
+  if (st != 0 || out.empty()) return std::nullopt;
+  return std::atoi(out.c_str());
+}
+
+TEST_CASE("find_go_tls_probes: the goroutine-creation point and the runtime's offsets", "[go]") {
+  REQUIRE_GO();
+  auto& builds = GoBuilds::get();
+  std::string plain = builds.bin("plain"), stripped = builds.bin("stripped");
+  std::string error;
+  auto p = find_go_tls_probes(plain, &error);
+  INFO(error);
+  REQUIRE(p);
+  INFO(p->spawn_why);
+  REQUIRE(p->spawn);
+  // The call to runtime.runqput in runtime.newproc's closure, by Go's own disassembler.
+  std::istringstream lines(run("go tool objdump -s '^runtime.newproc.func1$' " + quote(plain) + " 2>/dev/null"));
+  std::string line;
+  uint64_t call = 0;
+  while (std::getline(lines, line))
+    if (line.find("CALL runtime.runqput(SB)") != std::string::npos) {
+      std::istringstream ws(line); // "  proc.go:4101  0x43c700  e83b410000  CALL runtime.runqput(SB)"
+      std::string where, addr;
+      ws >> where >> addr;
+      call = std::stoull(addr, nullptr, 16);
+    }
+  REQUIRE(call != 0);
+  CHECK(p->spawn->point.vaddr == call);
+  auto b = file_bytes(plain, p->spawn->point.file_offset, 15);
+  CHECK(is_emulated_entry(b.data(), b.size()));
+  CHECK(b[0] == 0xe8); // call rel32
+  // The offsets, against the DWARF of the same build.
+  auto g_m = dwarf_member_offset(plain, "runtime.g", "m");
+  auto m_curg = dwarf_member_offset(plain, "runtime.m", "curg");
+  if (!g_m || !m_curg) {
+    WARN("offsets not checked: readelf (binutils) or the build's DWARF is missing");
+  } else {
+    CHECK(p->spawn->g_m_offset == *g_m);
+    CHECK(p->spawn->m_curg_offset == *m_curg);
+  }
+  // A stripped build: the same point from the pclntab alone.
+  auto ps = find_go_tls_probes(stripped, &error);
+  REQUIRE(ps);
+  REQUIRE(ps->spawn);
+  CHECK(ps->spawn->point.file_offset == p->spawn->point.file_offset);
+  CHECK(ps->spawn->m_curg_offset == p->spawn->m_curg_offset);
+}
+
 TEST_CASE("GoBinary and find_go_tls_probes: what they refuse", "[go]") {
   std::string error;
   SECTION("not ELF, not Go") {

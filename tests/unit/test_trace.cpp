@@ -316,6 +316,84 @@ TEST_CASE("linker: in Go the goroutine, not the thread, is the unit", "[trace][l
   CHECK(h.out.size() == 3);
 }
 
+TEST_CASE("linker: goroutines a Go handler starts work for its request while it lasts",
+          "[trace][linker]") {
+  Harness h;
+  h.go_pids.insert(4);
+  const uint64_t handler = 0xc000001000, other = 0xc000002000;
+  const uint64_t child = 0xc000010000, grandchild = 0xc000020000, idle_child = 0xc000030000;
+  auto call = [](uint64_t cookie, uint64_t g, uint64_t start, uint64_t end, const char* path) {
+    Record r = http(RecordSide::kClient, 4, 41, cookie, start, end, path);
+    r.exec_ctx = g;
+    return r;
+  };
+  // Two requests on two goroutines; the first handler starts a goroutine,
+  // which starts another; a goroutine with no request starts one too.
+  h.linker.server_request_bytes(5, 4, 40, handler, 100);
+  h.linker.server_request_bytes(8, 4, 40, other, 105);
+  h.linker.go_spawn(4, handler, child);
+  h.linker.go_spawn(4, child, grandchild);
+  h.linker.go_spawn(4, 0xc000099000, idle_child);
+  h.linker.add(call(6, child, 120, 130, "/from-child"));
+  h.linker.add(call(7, grandchild, 125, 140, "/from-grandchild"));
+  h.linker.add(call(9, idle_child, 126, 141, "/from-idle"));
+  REQUIRE(h.out.size() == 1); // the idle goroutine's call: nothing to wait for
+  CHECK_FALSE(h.out[0].span.has_parent());
+  CHECK(h.out[0].get("odigos.trace.unlinked") == nullptr);
+  h.linker.add(http(RecordSide::kServer, 4, 40, 8, 105, 210, "/second"));
+  h.linker.add(http(RecordSide::kServer, 4, 40, 5, 100, 200, "/first"));
+  REQUIRE(h.out.size() == 5);
+  auto* first = h.find(RecordSide::kServer, 4, "/first");
+  REQUIRE(first);
+  CHECK(parent_of(*h.find(RecordSide::kClient, 4, "/from-child"), *first));
+  CHECK(parent_of(*h.find(RecordSide::kClient, 4, "/from-grandchild"), *first));
+  CHECK(h.linker.stats().in_process_spawned == 2);
+  // The request is over: a call the goroutine makes now is not linked (its
+  // request's span is already out), and it says why.
+  h.linker.add(call(6, child, 300, 310, "/late"));
+  REQUIRE(h.out.size() == 6);
+  CHECK_FALSE(h.out[5].span.has_parent());
+  CHECK(h.out[5].get_str("odigos.trace.unlinked") == "parent_ended");
+  CHECK(h.linker.stats().unlinked_ended == 1);
+  // A goroutine started after the request ended inherits nothing, and a g
+  // struct reused by a goroutine of an idle parent forgets its old request.
+  h.linker.server_request_bytes(10, 4, 40, handler, 400);
+  h.linker.go_spawn(4, handler, child);
+  h.linker.go_spawn(4, 0xc000099000, child); // child exited; its g serves a new goroutine
+  h.linker.add(call(6, child, 420, 430, "/reused"));
+  REQUIRE(h.out.size() == 7);
+  CHECK_FALSE(h.out[6].span.has_parent());
+  CHECK(h.out[6].get("odigos.trace.unlinked") == nullptr);
+}
+
+TEST_CASE("linker: a goroutine's parent must have exactly one request, and losses forget ancestry",
+          "[trace][linker]") {
+  Harness h;
+  h.go_pids.insert(4);
+  const uint64_t loop = 0xc000001000, child = 0xc000010000, child2 = 0xc000020000;
+  // A goroutine with two requests active at once (it multiplexes) starts one:
+  // whose work it does is unknown.
+  h.linker.server_request_bytes(5, 4, 40, loop, 100);
+  h.linker.server_request_bytes(8, 4, 40, loop, 101);
+  h.linker.go_spawn(4, loop, child);
+  Record r = http(RecordSide::kClient, 4, 41, 6, 120, 130, "/x");
+  r.exec_ctx = child;
+  h.linker.add(r);
+  REQUIRE(h.out.size() == 1);
+  CHECK_FALSE(h.out[0].span.has_parent());
+  // One request; the creation is known, then events are lost: the g may have
+  // been reused by a creation that was among them.
+  h.linker.server_request_bytes(11, 4, 40, 0xc000005000, 200);
+  h.linker.go_spawn(4, 0xc000005000, child2);
+  h.linker.events_lost();
+  Record r2 = http(RecordSide::kClient, 4, 41, 12, 220, 230, "/y");
+  r2.exec_ctx = child2;
+  h.linker.add(r2);
+  REQUIRE(h.out.size() == 2);
+  CHECK_FALSE(h.out[1].span.has_parent());
+  CHECK(h.linker.stats().in_process_spawned == 0);
+}
+
 TEST_CASE("linker: an event loop's call needs the forwarded request to name its parent",
           "[trace][linker]") {
   Harness h;
