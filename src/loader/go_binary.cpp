@@ -944,25 +944,6 @@ std::optional<GoSpawnProbe> spawn_point(const GoBinary& bin, csh h, std::string*
 }
 } // namespace
 
-std::optional<GoSpawnProbe> find_go_spawn_probe(const GoBinary& bin, std::string* why) {
-  std::string ignored;
-  if (!why) why = &ignored;
-  if (!bin.register_abi()) {
-    *why = "Go before 1.17";
-    return std::nullopt;
-  }
-  csh h = 0;
-  if (cs_open(CS_ARCH_X86, CS_MODE_64, &h) != CS_ERR_OK) {
-    *why = "capstone: cannot open an x86-64 disassembler";
-    return std::nullopt;
-  }
-  cs_option(h, CS_OPT_DETAIL, CS_OPT_ON);
-  cs_option(h, CS_OPT_SYNTAX, CS_OPT_SYNTAX_ATT);
-  auto p = spawn_point(bin, h, why);
-  cs_close(&h);
-  return p;
-}
-
 std::optional<GoTlsProbes> find_go_tls_probes(const std::string& path, std::string* error) {
   std::string ignored;
   if (!error) error = &ignored;

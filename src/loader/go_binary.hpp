@@ -120,9 +120,6 @@ struct GoTlsProbes {
   std::string spawn_why;
 };
 
-// The goroutine-creation point of the Go executable whose code `bin` reads; nullopt and
-// *why when runtime.newproc.func1 does not have the shape GoSpawnProbe describes.
-std::optional<GoSpawnProbe> find_go_spawn_probe(const GoBinary& bin, std::string* why);
 
 // The uprobe points for crypto/tls.(*Conn).Write and (*Conn).Read in the Go executable
 // `path`. nullopt and *error when it is not a Go executable, its Go is older than 1.17

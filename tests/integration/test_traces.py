@@ -671,32 +671,40 @@ def analyse(topo, recs, part_a, part_b, part_c, part_d, part_e, part_e_pooled):
     check(not failures, "\n".join(failures))
 
 
+class LinkTally:
+    """Counts expected links: made, wrong (another parent), missing (unlinked)."""
+
+    def __init__(self, topo, by_span):
+        self.topo, self.by_span = topo, by_span
+        self.linked = self.wrong = 0
+        self.problems = []
+
+    def judge(self, child, parent):
+        p = child.get("parent_span_id")
+        if p == parent["span_id"] and child["trace_id"] == parent["trace_id"]:
+            self.linked += 1
+        elif p:
+            self.wrong += 1
+            other = self.by_span.get(p)
+            self.problems.append(f"wrong parent: {line(self.topo, child)}\n    parent "
+                                 f"{line(self.topo, other) if other else p + ' (not in the output)'}")
+        else:
+            self.problems.append(f"unlinked ({child.get('odigos', {}).get('trace', {})}): "
+                                 f"{line(self.topo, child)}")
+
+
 def check_fan(topo, recs, ids, pooled_ids):
     """(E): go server /fan/<id> -> goroutines: go client INCR fan:<id>:a, INCR fan:<id>:b (from a
     goroutine's goroutine), GET /py/<id> -> py server /py/<id>; /pooled/<id> -> the shared
     worker's INCR pooled:<id>: no parent but its own request's."""
     by_span = {r["span_id"]: r for r in recs if "span_id" in r}
-    linked = wrong = 0
-    problems = []
+    tally = LinkTally(topo, by_span)
+    judge = tally.judge
 
     def one(want, pred, what):
         got = [r for r in recs if role(topo, r) == want and pred(r)]
         check(len(got) == 1, f"{len(got)} {want} spans for {what}")
         return got[0]
-
-    def judge(child, parent):
-        nonlocal linked, wrong
-        p = child.get("parent_span_id")
-        if p == parent["span_id"] and child["trace_id"] == parent["trace_id"]:
-            linked += 1
-        elif p:
-            wrong += 1
-            other = by_span.get(p)
-            problems.append(f"wrong parent: {line(topo, child)}\n    parent "
-                            f"{line(topo, other) if other else p + ' (not in the output)'}")
-        else:
-            problems.append(f"unlinked ({child.get('odigos', {}).get('trace', {})}): "
-                            f"{line(topo, child)}")
 
     for rid in ids:
         srv = one("go.server.http", lambda r: get(r, "url.path") == f"/fan/{rid}", f"/fan/{rid}")
@@ -718,6 +726,7 @@ def check_fan(topo, recs, ids, pooled_ids):
             other = by_span.get(p)
             pooled_wrong.append(f"{line(topo, cli)}\n    parent "
                                 f"{line(topo, other) if other else p + ' (not in the output)'}")
+    linked, wrong, problems = tally.linked, tally.wrong, tally.problems
     expected = 4 * len(ids)
     print(f"  (E) goroutines started by {len(ids)} handlers ({FAN} sequential, {FAN} concurrent): "
           f"{linked} of {expected} links, {wrong} wrong; the shared worker's calls for "
@@ -733,8 +742,7 @@ def check_fan(topo, recs, ids, pooled_ids):
 def check_chain(topo, recs, ids):
     """(D): go server /chain/<id> -> go client GET /py/<id> -> py server /py/<id>, per id."""
     by_span = {r["span_id"]: r for r in recs if "span_id" in r}
-    linked = wrong = 0
-    problems = []
+    tally = LinkTally(topo, by_span)
     for rid in ids:
         def one(want, path):
             got = [r for r in recs if role(topo, r) == want and get(r, "url.path") == path]
@@ -743,18 +751,9 @@ def check_chain(topo, recs, ids):
         srv = one("go.server.http", f"/chain/{rid}")
         cli = one("go.client.http", f"/py/{rid}")
         down = one("py.server.http", f"/py/{rid}")
-        for child, parent in ((cli, srv), (down, cli)):
-            p = child.get("parent_span_id")
-            if p == parent["span_id"] and child["trace_id"] == parent["trace_id"]:
-                linked += 1
-            elif p:
-                wrong += 1
-                other = by_span.get(p)
-                problems.append(f"wrong parent: {line(topo, child)}\n    parent "
-                                f"{line(topo, other) if other else p + ' (not in the output)'}")
-            else:
-                problems.append(f"unlinked ({child.get('odigos', {}).get('trace', {})}): "
-                                f"{line(topo, child)}")
+        tally.judge(cli, srv)
+        tally.judge(down, cli)
+    linked, wrong, problems = tally.linked, tally.wrong, tally.problems
     print(f"  (D) Go HTTP client from {len(ids)} handlers ({CHAIN} sequential, {CHAIN} "
           f"concurrent): {linked} of {2 * len(ids)} links, {wrong} wrong")
     check(wrong == 0, f"{wrong} wrong parents:\n  " + "\n  ".join(problems))

@@ -495,16 +495,21 @@ std::optional<int> dwarf_member_offset(const std::string& bin, const std::string
   return std::atoi(out.c_str());
 }
 
-TEST_CASE("find_go_tls_probes: the goroutine-creation point and the runtime's offsets", "[go]") {
-  REQUIRE_GO();
-  auto& builds = GoBuilds::get();
-  std::string plain = builds.bin("plain"), stripped = builds.bin("stripped");
+// The goroutine-creation point of a build (find_go_tls_probes' `spawn`), required.
+GoSpawnProbe spawn_probe_of(const std::string& bin) {
   std::string error;
-  auto p = find_go_tls_probes(plain, &error);
+  auto p = find_go_tls_probes(bin, &error);
   INFO(error);
   REQUIRE(p);
   INFO(p->spawn_why);
   REQUIRE(p->spawn);
+  return *p->spawn;
+}
+
+TEST_CASE("find_go_tls_probes: the goroutine-creation point and the runtime's offsets", "[go]") {
+  REQUIRE_GO();
+  const std::string plain = GoBuilds::get().bin("plain");
+  const GoSpawnProbe p = spawn_probe_of(plain);
   // The call to runtime.runqput in runtime.newproc's closure, by Go's own disassembler.
   std::istringstream lines(run("go tool objdump -s '^runtime.newproc.func1$' " + quote(plain) + " 2>/dev/null"));
   std::string line;
@@ -517,8 +522,8 @@ TEST_CASE("find_go_tls_probes: the goroutine-creation point and the runtime's of
       call = std::stoull(addr, nullptr, 16);
     }
   REQUIRE(call != 0);
-  CHECK(p->spawn->point.vaddr == call);
-  auto b = file_bytes(plain, p->spawn->point.file_offset, 15);
+  CHECK(p.point.vaddr == call);
+  auto b = file_bytes(plain, p.point.file_offset, 15);
   CHECK(is_emulated_entry(b.data(), b.size()));
   CHECK(b[0] == 0xe8); // call rel32
   // The offsets, against the DWARF of the same build.
@@ -527,15 +532,13 @@ TEST_CASE("find_go_tls_probes: the goroutine-creation point and the runtime's of
   if (!g_m || !m_curg) {
     WARN("offsets not checked: readelf (binutils) or the build's DWARF is missing");
   } else {
-    CHECK(p->spawn->g_m_offset == *g_m);
-    CHECK(p->spawn->m_curg_offset == *m_curg);
+    CHECK(p.g_m_offset == *g_m);
+    CHECK(p.m_curg_offset == *m_curg);
   }
   // A stripped build: the same point from the pclntab alone.
-  auto ps = find_go_tls_probes(stripped, &error);
-  REQUIRE(ps);
-  REQUIRE(ps->spawn);
-  CHECK(ps->spawn->point.file_offset == p->spawn->point.file_offset);
-  CHECK(ps->spawn->m_curg_offset == p->spawn->m_curg_offset);
+  const GoSpawnProbe ps = spawn_probe_of(GoBuilds::get().bin("stripped"));
+  CHECK(ps.point.file_offset == p.point.file_offset);
+  CHECK(ps.m_curg_offset == p.m_curg_offset);
 }
 
 TEST_CASE("GoBinary and find_go_tls_probes: what they refuse", "[go]") {
