@@ -357,6 +357,10 @@ int run_tracer(const Options& opt_in, const char* self_exe) {
         else tls_rescan[ev.hdr.tgid] = 0;
       });
   tracker.set_observer(&linker);
+  // Go processes whose goroutine creations the linker asked for (attached
+  // after the reader round).
+  std::vector<uint32_t> spawns_wanted;
+  if (tls) linker.on_need_spawns([&](uint32_t pid) { spawns_wanted.push_back(pid); });
 
   // libbpf keeps consuming for as long as the kernel keeps producing; a
   // budget per call hands control back so signals, --duration and output
@@ -444,6 +448,15 @@ int run_tracer(const Options& opt_in, const char* self_exe) {
     }
     tracker.tick(now);
     linker.tick(now);
+    if (tls && !spawns_wanted.empty()) {
+      for (uint32_t pid : spawns_wanted)
+        if (tls->follow_goroutines(pid) && opt.verbose)
+          fmt::print(stderr, "odigos-trace: following the goroutines of process {} (a call came "
+                             "from a goroutine serving no request)\n", pid);
+      spawns_wanted.clear();
+      for (auto& m : tls->take_messages())
+        fmt::print(stderr, "\r\033[Kodigos-trace: warning: {}\n", m);
+    }
     if (tls && !tls_rescan.empty()) {
       for (auto it = tls_rescan.begin(); it != tls_rescan.end();) {
         if (it->second > now) {

@@ -149,6 +149,11 @@ std::vector<bpf_link*> BpfProbes::attach_go(int pid, const std::string& path, co
   return links;
 }
 
+std::vector<bpf_link*> BpfProbes::attach_go_spawn(int pid, const std::string& path, uint64_t offset,
+                                                  uint64_t cookie, std::string* error) {
+  return attach_points(pid, path, {{skel_->progs.ot_go_spawn, offset, false, cookie}}, error);
+}
+
 void BpfProbes::destroy_links(std::vector<bpf_link*>& links) {
   for (bpf_link* l : links) bpf_link__destroy(l);
   links.clear();

@@ -68,6 +68,10 @@ class BpfProbes {
   // (go_conn_cookie). And, when non-zero, net/http's client points (trace
   // linking: whose request a writeLoop goroutine writes). No return probes
   // (Go moves stacks).
+  // The goroutine-creation probe alone (GoPoints::spawn), added to a Go
+  // executable already probed with attach_go.
+  std::vector<bpf_link*> attach_go_spawn(int pid, const std::string& path, uint64_t offset,
+                                         uint64_t cookie, std::string* error);
   std::vector<bpf_link*> attach_go(int pid, const std::string& path, const GoPoints& points,
                                    std::string* error);
   static void destroy_links(std::vector<bpf_link*>& links);

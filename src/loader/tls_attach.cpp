@@ -189,7 +189,7 @@ bool TlsAttacher::attach_file(uint32_t who, const FileKey& key, const std::strin
                                                 lib.copied_offset, lib.n_regs_offset,
                                                 lib.go_minor >= 17 && lib.go_minor <= 23,
                                                 lib.http_round_trip, lib.http_request_write,
-                                                lib.spawn, lib.spawn_cookie},
+                                                lib.spawn_wanted ? lib.spawn : 0, lib.spawn_cookie},
                                        &err)
                    : probes_.attach_tls(lib.kind, pid, path, lib.read_offset, lib.write_offset,
                                         &err);
@@ -214,6 +214,42 @@ int TlsAttacher::scan(uint32_t pid) {
     FileKey key{m.dev, m.ino};
     if (probed(pid, key)) continue; // before openable_path's stat: rescans are frequent
     if (attach_file(pid, key, openable_path(pid, m), tls_lib)) added++;
+  }
+  return added;
+}
+
+bool TlsAttacher::follow_goroutines(uint32_t pid) {
+  // The Go executable probed for pid (for it, or for every process).
+  std::vector<FileKey> keys;
+  for (uint32_t who : {pid, kGlobal}) {
+    auto it = procs_.find(who);
+    if (it == procs_.end()) continue;
+    for (const auto& a : it->second) {
+      auto lib = libs_.find(a.file);
+      if (lib != libs_.end() && lib->second.kind == OT_TLS_GO && lib->second.spawn &&
+          !lib->second.spawn_wanted &&
+          (who == pid || std::find(keys.begin(), keys.end(), a.file) == keys.end()))
+        keys.push_back(a.file);
+    }
+  }
+  bool added = false;
+  for (const FileKey& key : keys) {
+    Library& lib = libs_.at(key);
+    lib.spawn_wanted = true;
+    // Every attachment of that file (the file's processes, or everyone).
+    for (auto& [who, list] : procs_)
+      for (auto& a : list) {
+        if (a.file != key) continue;
+        std::string err;
+        auto links = probes_.attach_go_spawn(who == kGlobal ? -1 : int(who), a.path, lib.spawn,
+                                             lib.spawn_cookie, &err);
+        if (links.empty()) {
+          if (err.find("No such process") == std::string::npos) messages_.push_back(err);
+          continue;
+        }
+        a.links.insert(a.links.end(), links.begin(), links.end());
+        added = true;
+      }
   }
   return added;
 }

@@ -56,6 +56,13 @@ class TlsAttacher {
   void on_fork(uint32_t parent);
   // The process exited: its probes go.
   void forget(uint32_t pid);
+  // Trace linking wants the goroutine-creation probe of pid's Go executable
+  // (a call came from a goroutine serving no request): attached from now on
+  // for every traced process running that file. Not attached before: it
+  // costs a probe hit per goroutine started (net/http's server starts one
+  // per request), useless where handlers start none that make calls.
+  // Returns whether it was newly attached.
+  bool follow_goroutines(uint32_t pid);
   // Problems worth telling the user, each once (a library without a cheap
   // probe point, an attach failure).
   std::vector<std::string> take_messages();
@@ -76,6 +83,7 @@ class TlsAttacher {
     uint64_t http_request_write = 0;
     uint64_t spawn = 0;        // Go: goroutine creation point (0: none), see GoSpawnProbe
     uint64_t spawn_cookie = 0;
+    bool spawn_wanted = false; // attach it too (follow_goroutines)
   };
   const Library& library(const FileKey& key, const std::string& path, bool expect_tls);
   // The one way files get probed: for `who` (a PID, or kGlobal: every

@@ -164,6 +164,8 @@ struct Linker::Impl {
   };
   std::unordered_map<CtxKey, Origin, CtxHash> spawned;
   static constexpr size_t kMaxSpawned = 65536;
+  Linker::NeedSpawnsFn need_spawns;
+  std::unordered_set<uint32_t> spawns_asked; // pids need_spawns was called for
   std::unordered_map<uint32_t, bool> go_cache;
   std::vector<Node*> retained;
   uint64_t last_sweep = 0;
@@ -326,6 +328,8 @@ void Linker::Impl::add(Record& in) {
         }
       }
     }
+    if (deps.empty() && !ended && conn.go == 1 && need_spawns && spawns_asked.insert(in.pid).second)
+      need_spawns(in.pid);
     // A late server span of a traced peer may look for this exchange.
     retain = mirror(in.conn_cookie, conn) != nullptr;
   }
@@ -680,6 +684,8 @@ Linker::Linker(LinkerOptions opt, EmitFn emit, IsGoFn is_go) : impl_(std::make_u
 }
 
 Linker::~Linker() = default;
+
+void Linker::on_need_spawns(NeedSpawnsFn fn) { impl_->need_spawns = std::move(fn); }
 
 void Linker::add(Record& r) { impl_->add(r); }
 

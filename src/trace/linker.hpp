@@ -64,6 +64,12 @@ class Linker : public ConnObserver {
 
   Linker(LinkerOptions opt, EmitFn emit, IsGoFn is_go);
   ~Linker() override;
+  // Called once per Go process the first time a goroutine with no request of
+  // its own, and none inherited, makes a call: goroutine creations (go_spawn)
+  // would tell whether a request started it. (The probe reporting them costs
+  // a hit per goroutine started, so it is attached only on this demand.)
+  using NeedSpawnsFn = std::function<void(uint32_t pid)>;
+  void on_need_spawns(NeedSpawnsFn fn);
 
   // Every record from the tracker; non-request records pass straight through.
   // A span decided at once is given its ids in place and emitted without a

@@ -41,7 +41,9 @@ expected tree of one request is (roles are process.side.protocol)
     connections are written by the transport's writeLoop goroutine, not by the handler: the
     Go client span must be the child of its own handler's server span (never of another
     request's), and the Python server span the child of that client span.
-(E) goroutines: /fan/<id> straight to the Go service, sequential then concurrent: its handler
+(E) goroutines: the goroutine-creation probe is attached only once a Go call comes from a
+    goroutine serving no request (a first /fan/ request, not counted); then /fan/<id> straight
+    to the Go service, sequential then concurrent: its handler
     starts goroutines (one of them starting another) that call Redis (INCR fan:<id>:a and
     fan:<id>:b) and the Python service (GET /py/<id>, net/http's client): each of those client
     spans must be the child of its own handler's server span, and the Python server span the
@@ -440,7 +442,7 @@ def main(a):
         targets = []
         for pid in (nginx.pid, py.pid, gosvc.pid, redis.pid, cluster.pid):
             targets += ["--pid", str(pid)]
-        tracer = Tracer(a.binary, targets, extra=["--no-redact"]).wait_attached()
+        tracer = Tracer(a.binary, targets, extra=["--no-redact", "-v"]).wait_attached()
         base = f"http://127.0.0.1:{nport}"
 
         def request(svc, rid, traceparent=None):
@@ -509,6 +511,17 @@ def main(a):
             except Exception as e:  # reported below
                 errors.append(str(e))
 
+        # The goroutine-creation probe is attached on demand: not yet (no Go call so far came
+        # from a goroutine serving no request), then after the first such call (a warm-up).
+        follow = f"following the goroutines of process {gosvc.pid}"
+        check(follow not in tracer.stderr(), "goroutine-creation probe attached before any "
+              f"call needed it:\n{tracer.stderr()[-2000:]}")
+        go_get("fan", new_id())
+        end = time.time() + 10
+        while follow not in tracer.stderr() and time.time() < end:
+            time.sleep(0.05)
+        check(tracer.stderr().count(follow) == 1, f"'{follow}' said "
+              f"{tracer.stderr().count(follow)} times after the first /fan/ request")
         for rid in part_e[:FAN]:
             go_get("fan", rid)
         threads = [threading.Thread(target=go_get, args=("fan", rid)) for rid in part_e[FAN:]]

@@ -366,6 +366,31 @@ TEST_CASE("linker: goroutines a Go handler starts work for its request while it 
   CHECK(h.out[6].get("odigos.trace.unlinked") == nullptr);
 }
 
+TEST_CASE("linker: asks for goroutine creations once per Go process, when a call has no request",
+          "[trace][linker]") {
+  Harness h;
+  h.go_pids = {4, 5};
+  std::vector<uint32_t> asked;
+  h.linker.on_need_spawns([&](uint32_t pid) { asked.push_back(pid); });
+  auto call = [](uint32_t pid, uint64_t cookie, uint64_t g, uint64_t start, const char* path) {
+    Record r = http(RecordSide::kClient, pid, pid * 10, cookie, start, start + 10, path);
+    r.exec_ctx = g;
+    return r;
+  };
+  // Go process 5: calls from its handler goroutine have their request.
+  h.linker.server_request_bytes(50, 5, 50, 0xc000001000, 100);
+  h.linker.add(call(5, 51, 0xc000001000, 110, "/handler"));
+  h.linker.add(http(RecordSide::kServer, 5, 50, 50, 100, 200, "/front"));
+  // Not Go (pid 3): threads, nothing to ask.
+  h.linker.add(call(3, 31, 0, 110, "/thread"));
+  CHECK(asked.empty());
+  // Go process 4: a goroutine with no request makes calls: asked once.
+  h.linker.add(call(4, 41, 0xc000002000, 120, "/orphan"));
+  h.linker.add(call(4, 42, 0xc000003000, 130, "/orphan2"));
+  CHECK(asked == std::vector<uint32_t>{4});
+  CHECK(parent_of(*h.find(RecordSide::kClient, 5, "/handler"), *h.find(RecordSide::kServer, 5)));
+}
+
 TEST_CASE("linker: a goroutine's parent must have exactly one request, and losses forget ancestry",
           "[trace][linker]") {
   Harness h;
