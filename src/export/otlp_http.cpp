@@ -43,6 +43,12 @@ std::optional<std::string> url_path(const std::string& url) {
 
 } // namespace
 
+std::string endpoint_path(const std::string& url) {
+  std::string p = url_path(url).value_or("");
+  if (size_t q = p.find('?'); q != std::string::npos) p.resize(q);
+  return p.empty() ? "/" : p;
+}
+
 std::string HttpConfig::describe() const {
   return fmt::format("{} ({}{})", endpoint, json ? "http/json" : "http/protobuf", gzip ? ", gzip" : "");
 }
@@ -334,27 +340,24 @@ uint64_t Exporter::now_ms() const {
                       .count());
 }
 
-std::string Exporter::take_buffer() {
-  std::lock_guard lk(mu_);
-  if (pool_.empty()) return {};
-  std::string s = std::move(pool_.back());
-  pool_.pop_back();
-  return s;
-}
-
-bool Exporter::enqueue(std::shared_ptr<const Resource> res, std::string&& span) {
+bool Exporter::enqueue(std::shared_ptr<const Resource> res, std::string& span) {
   bool wake = false;
   {
     std::lock_guard lk(mu_);
     if (queue_.size() >= cfg_.max_queue || stopping_) {
       dropped_queue_.fetch_add(1, std::memory_order_relaxed);
-      span.clear();
-      if (pool_.size() < cfg_.max_queue) pool_.push_back(std::move(span));
+      span.clear(); // the caller's next buffer
       return false;
     }
     queue_.push_back(Item{std::move(res), std::move(span)});
     queued_.store(queue_.size(), std::memory_order_relaxed);
     wake = queue_.size() == cfg_.max_batch;
+    if (!pool_.empty()) {
+      span = std::move(pool_.back());
+      pool_.pop_back();
+    } else {
+      span = std::string();
+    }
   }
   if (wake) cv_.notify_one();
   return true;
@@ -385,9 +388,13 @@ void Exporter::run() {
       continue;
     }
     if (stopping_ && now_ms() >= deadline_ms_) break;
-    size_t n = std::min(queue_.size(), cfg_.max_batch);
-    std::move(queue_.begin(), queue_.begin() + long(n), std::back_inserter(batch));
-    queue_.erase(queue_.begin(), queue_.begin() + long(n));
+    if (queue_.size() <= cfg_.max_batch) {
+      batch.swap(queue_); // the common case: no copy, no erase under the lock
+    } else {
+      size_t n = cfg_.max_batch;
+      std::move(queue_.begin(), queue_.begin() + long(n), std::back_inserter(batch));
+      queue_.erase(queue_.begin(), queue_.begin() + long(n));
+    }
     queued_.store(queue_.size(), std::memory_order_relaxed);
     lk.unlock(); // no lock held during encoding and I/O
     send_batch(batch);

@@ -99,21 +99,29 @@ std::unique_ptr<Transport> make_curl_transport(const HttpConfig& c);
 // gzip (RFC 1952) of data; "" on failure.
 std::string gzip(std::string_view data);
 
+// The path of an http(s) endpoint URL without its query ("/v1/traces"; "/" when it has
+// none): what a request to it asks for.
+std::string endpoint_path(const std::string& url);
+
 class Exporter {
  public:
   // Starts the background thread.
   Exporter(HttpConfig c, std::unique_ptr<Transport> t);
   ~Exporter(); // shutdown() if not done
 
-  // Reader thread. A buffer to encode a span into (pooled; hand it back
-  // through enqueue). full(): the queue is at its bound (a span now would be
+  // Reader thread. full(): the queue is at its bound (a span now would be
   // dropped) — checked before encoding.
-  std::string take_buffer();
   bool full() const { return queued_.load(std::memory_order_relaxed) >= cfg_.max_queue; }
   void count_dropped() { dropped_queue_.fetch_add(1, std::memory_order_relaxed); }
   // Queues one encoded span (a ScopeSpans `spans` field, or a JSON Span
-  // object) of `res`; drops and counts it when the queue is full.
-  bool enqueue(std::shared_ptr<const Resource> res, std::string&& span);
+  // object) of `res`, or drops and counts it when the queue is full; either
+  // way `span` comes back empty, as the buffer to encode the next span into
+  // (a pooled one once spans have been sent). One lock per span.
+  bool enqueue(std::shared_ptr<const Resource> res, std::string& span);
+  bool enqueue(std::shared_ptr<const Resource> res, std::string&& span) {
+    std::string s = std::move(span);
+    return enqueue(std::move(res), s);
+  }
 
   // Sends what is queued and stops the thread, waiting at most wait_ms (then
   // what is left is counted as failed).

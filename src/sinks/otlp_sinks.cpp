@@ -80,11 +80,7 @@ class OtlpFileSink final : public Sink {
 class OtlpHttpSink final : public Sink {
  public:
   explicit OtlpHttpSink(otlp::HttpConfig c)
-      : cache_(otlp::default_resource_settings()), json_(c.json) {
-    size_t scheme = c.endpoint.find("://");
-    size_t slash = scheme == std::string::npos ? std::string::npos : c.endpoint.find('/', scheme + 3);
-    path_ = slash == std::string::npos ? "/" : c.endpoint.substr(slash);
-    if (size_t q = path_.find('?'); q != std::string::npos) path_.resize(q);
+      : cache_(otlp::default_resource_settings()), json_(c.json), path_(otlp::endpoint_path(c.endpoint)) {
     auto transport = otlp::make_curl_transport(c);
     exporter_ = std::make_unique<otlp::Exporter>(std::move(c), std::move(transport));
   }
@@ -99,10 +95,9 @@ class OtlpHttpSink final : public Sink {
       return;
     }
     auto res = cache_.get(r.pid, r.command);
-    std::string buf = exporter_->take_buffer();
-    if (json_) otlp::append_span_json(buf, r);
-    else otlp::append_span_field_proto(buf, r);
-    exporter_->enqueue(std::move(res), std::move(buf));
+    if (json_) otlp::append_span_json(buf_, r);
+    else otlp::append_span_field_proto(buf_, r);
+    exporter_->enqueue(std::move(res), buf_); // buf_ comes back empty: the next span's
   }
   void flush() override { print_warnings(cache_); }
 
@@ -119,6 +114,7 @@ class OtlpHttpSink final : public Sink {
   otlp::ResourceCache cache_;
   bool json_;
   std::string path_;
+  std::string buf_; // the next span's encoding (pooled by the exporter)
   std::unique_ptr<otlp::Exporter> exporter_;
 };
 

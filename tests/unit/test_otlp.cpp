@@ -569,17 +569,24 @@ TEST_CASE("exporter: a full queue drops and counts, the reader never blocks", "[
       e.count_dropped();
       continue;
     }
-    if (e.enqueue(res, encoded_span(uint8_t(i)))) accepted++;
+    std::string buf = encoded_span(uint8_t(i));
+    if (e.enqueue(res, buf)) accepted++;
+    CHECK(buf.empty()); // handed back as the next span's buffer
   }
   CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(500));
   CHECK(accepted == 10);
+  // enqueue's own bound (a span encoded although the queue filled meanwhile):
+  // dropped, counted, and the buffer handed back empty for the next span.
+  std::string late = encoded_span(99);
+  CHECK_FALSE(e.enqueue(res, late));
+  CHECK(late.empty());
   e.shutdown(2000);
   auto s = e.stats();
   CHECK(s.exported == 10);
-  CHECK(s.dropped_queue == 15);
+  CHECK(s.dropped_queue == 16);
   CHECK(s.failed == 0);
   CHECK(fake->bodies.size() == 1);
-  CHECK(e.summary() == "OTLP: 10 spans exported to http://fake/v1/traces, 15 dropped (queue full), 0 failed");
+  CHECK(e.summary() == "OTLP: 10 spans exported to http://fake/v1/traces, 16 dropped (queue full), 0 failed");
   CHECK(e.own_port(40000));
   CHECK_FALSE(e.own_port(40001));
   // Spans of one resource share one ResourceSpans.
@@ -674,4 +681,12 @@ TEST_CASE("gzip output is a gzip stream", "[otlp]") {
   unlink(file.c_str());
   CHECK(st == 0);
   CHECK(out == data);
+}
+
+TEST_CASE("exporter: the endpoint's path, as requests to it ask for it", "[otlp]") {
+  CHECK(endpoint_path("http://127.0.0.1:4318/v1/traces") == "/v1/traces");
+  CHECK(endpoint_path("HTTPS://collector:4318/custom/v1/traces?x=1") == "/custom/v1/traces");
+  CHECK(endpoint_path("http://collector:4318") == "/");
+  CHECK(endpoint_path("http://collector:4318?x=1") == "/");
+  CHECK(endpoint_path("ftp://x/y") == "/");
 }
