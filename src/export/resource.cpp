@@ -134,8 +134,8 @@ std::string detect_language(const std::string& exe_path, const std::string& open
   if (starts("php")) return "php";
   if (name == "dotnet") return "dotnet";
   if (name == "beam.smp" || name == "beam") return "erlang";
-  std::string err;
-  if (GoBinary::open(open_path.empty() ? exe_path : open_path, &err)) return "go";
+  // The build info alone (not the whole function table GoBinary::open reads).
+  if (GoBinary::minor_version_of(open_path.empty() ? exe_path : open_path) > 0) return "go";
   return "";
 }
 
@@ -179,13 +179,19 @@ KeyValues build_resource(const ProcessFacts& p, const ResourceDefaults& d, std::
   std::string err;
   std::string base_service, proc_service;
   if (!d.base_attributes.empty()) {
-    if (auto list = parse_key_value_list(d.base_attributes, &err)) {
+    // Parsed once per cache (ResourceCache), else here.
+    std::optional<std::vector<std::pair<std::string, std::string>>> parsed;
+    const auto* list = d.base_list ? &*d.base_list : nullptr;
+    if (!list && d.base_error.empty() && (parsed = parse_key_value_list(d.base_attributes, &err)))
+      list = &*parsed;
+    if (list) {
       for (auto& [k, v] : *list) {
         if (k == "service.name") base_service = v;
         else put(kvs, k, v);
       }
     } else if (warnings) {
-      warnings->push_back("ignoring OTEL_RESOURCE_ATTRIBUTES of odigos-trace: " + err);
+      warnings->push_back("ignoring OTEL_RESOURCE_ATTRIBUTES of odigos-trace: " +
+                          (d.base_error.empty() ? err : d.base_error));
     }
   }
   put(kvs, "process.pid", int64_t(p.pid));
@@ -231,7 +237,12 @@ void encode_resource(Resource& r) {
 }
 
 ResourceCache::ResourceCache(ResourceDefaults d, std::string proc_root)
-    : defaults_(std::move(d)), proc_root_(std::move(proc_root)) {}
+    : defaults_(std::move(d)), proc_root_(std::move(proc_root)) {
+  if (!defaults_.base_attributes.empty() && !defaults_.base_list) {
+    defaults_.base_list = parse_key_value_list(defaults_.base_attributes, &defaults_.base_error);
+    if (!defaults_.base_list && defaults_.base_error.empty()) defaults_.base_error = "invalid";
+  }
+}
 
 std::shared_ptr<const Resource> ResourceCache::get(uint32_t pid, std::string_view comm) {
   auto it = by_pid_.find(pid);

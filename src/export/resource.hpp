@@ -68,6 +68,9 @@ struct ProcessFacts {
 struct ResourceDefaults {
   std::string host_name;
   std::string base_attributes; // the tracer's own OTEL_RESOURCE_ATTRIBUTES
+  // base_attributes parsed (ResourceCache does it once), or why they do not parse.
+  std::optional<std::vector<std::pair<std::string, std::string>>> base_list;
+  std::string base_error;
 };
 
 // telemetry.sdk.language from the executable: "go" for Go binaries (build info),

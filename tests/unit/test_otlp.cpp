@@ -193,6 +193,22 @@ TEST_CASE("process facts from a /proc directory", "[otlp]") {
   CHECK(cache.get(123, "python3") == a); // cached
   CHECK(cache.get(123, "other") != a);   // exec or reuse: read again
   CHECK(a->json.find("\"service.name\"") != std::string::npos);
+  CHECK(cache.take_warnings().empty());
+  // The tracer's own OTEL_RESOURCE_ATTRIBUTES, parsed once for every process:
+  // taken when valid, said once when not.
+  ResourceCache based(ResourceDefaults{"host", "team=a,service.name=base"}, root);
+  auto b1 = based.get(123, "python3"), b2 = based.get(999999, "gone");
+  for (const auto& r : {b1, b2}) {
+    REQUIRE(r->get("team"));
+    CHECK(std::get<std::string>(*r->get("team")) == "a");
+  }
+  CHECK(b2->service_name() == "base"); // no process attributes of its own
+  ResourceCache bad(ResourceDefaults{"host", "team"}, root);
+  bad.get(123, "python3");
+  bad.get(999999, "gone");
+  auto w = bad.take_warnings();
+  REQUIRE(w.size() == 1);
+  CHECK(w[0].rfind("ignoring OTEL_RESOURCE_ATTRIBUTES of odigos-trace: ", 0) == 0);
   test::run("rm -rf " + root);
 }
 
