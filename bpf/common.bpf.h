@@ -181,6 +181,8 @@ struct {
 volatile __u32 tls_probes_active __weak = 0;
 volatile __u32 go_probes_active __weak = 0;
 volatile __u32 go_http_probes_active __weak = 0;
+/* Goroutine creations that could not be reported (bpf/tls.bpf.c ot_go_spawn). */
+volatile __u64 go_spawn_lost __weak = 0;
 
 /* Go net/http client (trace linking): the goroutine that called
  * (*persistConn).roundTrip for a request (key: its *Request), and, once the

@@ -262,9 +262,12 @@ int BPF_KPROBE(ot_go_http_request_write)
 	__u64 *owner = bpf_map_lookup_elem(&go_req_owner, &k);
 	struct go_call_key wk = {.tgid = tgid, .g = ctx->r14};
 	if (!owner) {
-		/* Not a transport's request (Request.Write elsewhere): this
-		 * goroutine writes for itself. */
-		bpf_map_delete_elem(&go_writers, &wk);
+		/* Not a transport's request we saw start (Request.Write
+		 * elsewhere, or a missed roundTrip): whose it is is unknown.
+		 * Owner 0 says so for the socket it writes to (the writer's own
+		 * g may have been started for another request). */
+		struct go_writer none = {.owner = 0, .cookie = 0};
+		bpf_map_update_elem(&go_writers, &wk, &none, BPF_ANY);
 		return 0;
 	}
 	struct go_writer w = {.owner = *owner, .cookie = 0};
@@ -279,26 +282,29 @@ int BPF_KPROBE(ot_go_http_request_write)
  * R14 = g0 of the M; the goroutine that executed `go` is g0.m.curg. The
  * offsets come from the closure's own code (userspace, GoSpawnProbe) in the
  * attach cookie: g.m in bits 0..15, m.curg in bits 16..31. The parent read
- * is checked: its g.m must be the same m (else nothing is reported). */
+ * is checked (its g.m must be the same m); when it fails (no user goroutine
+ * on the M: time.AfterFunc's goroutines start from the scheduler), the event
+ * says parent 0, so that what was known of the reused g is forgotten all the
+ * same. A creation that cannot be reported (ring buffer full) bumps
+ * go_spawn_lost, which userspace reads in-band before trusting ancestry. */
 SEC("uprobe")
 int BPF_KPROBE(ot_go_spawn)
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	if (!current_is_traced(tgid))
+	if (!current_is_traced(tgid) || !ctx->bx)
 		return 0;
 	__u64 cookie = bpf_get_attach_cookie(ctx);
 	__u64 g_m = cookie & 0xffff, m_curg = (cookie >> 16) & 0xffff;
 	__u64 m = 0, curg = 0, curg_m = 0;
-	if (bpf_probe_read_user(&m, sizeof(m), (void *)(ctx->r14 + g_m)) || !m)
-		return 0;
-	if (bpf_probe_read_user(&curg, sizeof(curg), (void *)(m + m_curg)) || !curg ||
-	    curg == ctx->r14)
-		return 0;
-	if (bpf_probe_read_user(&curg_m, sizeof(curg_m), (void *)(curg + g_m)) || curg_m != m)
-		return 0;
+	if (bpf_probe_read_user(&m, sizeof(m), (void *)(ctx->r14 + g_m)) || !m ||
+	    bpf_probe_read_user(&curg, sizeof(curg), (void *)(m + m_curg)) || curg == ctx->r14 ||
+	    !curg || bpf_probe_read_user(&curg_m, sizeof(curg_m), (void *)(curg + g_m)) ||
+	    curg_m != m)
+		curg = 0;
 	struct ot_go_spawn_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
 		count_drop(OT_DROP_RINGBUF);
+		__sync_fetch_and_add(&go_spawn_lost, 1);
 		return 0;
 	}
 	fill_hdr(&e->hdr, OT_EV_GO_SPAWN);

@@ -148,9 +148,11 @@ struct ot_proc_event {
  * process's maps changed; userspace looks for TLS libraries to probe. */
 
 /* OT_EV_GO_SPAWN: goroutine `parent` executed `go f()`, which created goroutine
- * `child` (both g pointers, as R14 holds them: ot_data_event.user_ctx). A g
- * struct is reused once its goroutine exits; every creation is reported, so
- * the latest event for a g describes its current goroutine. */
+ * `child` (both g pointers, as R14 holds them: ot_data_event.user_ctx);
+ * parent 0 when the creator is not a user goroutine or could not be read. A
+ * g struct is reused once its goroutine exits; every creation through
+ * runtime.newproc is reported, so the latest event for a g describes its
+ * current goroutine. */
 struct ot_go_spawn_event {
 	struct ot_event_hdr hdr; /* tgid, tid: where `go` ran */
 	__u64 parent;

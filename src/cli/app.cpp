@@ -360,7 +360,10 @@ int run_tracer(const Options& opt_in, const char* self_exe) {
   // Go processes whose goroutine creations the linker asked for (attached
   // after the reader round).
   std::vector<uint32_t> spawns_wanted;
-  if (tls) linker.on_need_spawns([&](uint32_t pid) { spawns_wanted.push_back(pid); });
+  if (tls) {
+    linker.on_need_spawns([&](uint32_t pid) { spawns_wanted.push_back(pid); });
+    linker.set_spawn_lost_counter([&] { return probes->go_spawn_lost(); });
+  }
 
   // libbpf keeps consuming for as long as the kernel keeps producing; a
   // budget per call hands control back so signals, --duration and output

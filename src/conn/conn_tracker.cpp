@@ -155,7 +155,7 @@ bool ConnTracker::handle(const void* data, size_t size) {
     if (size < sizeof(ot_go_spawn_event)) break;
     ot_go_spawn_event ev;
     memcpy(&ev, data, sizeof(ev));
-    if (observer_) observer_->go_spawn(ev.hdr.tgid, ev.parent, ev.child);
+    if (observer_) observer_->go_spawn(ev.hdr.tgid, ev.parent, ev.child, ev.hdr.ts_ns);
     return true;
   }
   default:

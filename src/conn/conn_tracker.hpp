@@ -62,8 +62,9 @@ class ConnObserver {
                                     uint64_t ts) = 0;
   // No more records will come from this connection.
   virtual void conn_end(uint64_t cookie) = 0;
-  // Goroutine `parent` of Go process pid started goroutine `child` (g pointers).
-  virtual void go_spawn(uint32_t /*pid*/, uint64_t /*parent*/, uint64_t /*child*/) {}
+  // Goroutine `parent` of Go process pid started goroutine `child` (g pointers;
+  // parent 0: not known) at ts (kernel clock).
+  virtual void go_spawn(uint32_t /*pid*/, uint64_t /*parent*/, uint64_t /*child*/, uint64_t /*ts*/) {}
 };
 
 class ConnTracker {

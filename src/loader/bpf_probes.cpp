@@ -149,6 +149,10 @@ std::vector<bpf_link*> BpfProbes::attach_go(int pid, const std::string& path, co
   return links;
 }
 
+uint64_t BpfProbes::go_spawn_lost() const {
+  return skel_->bss ? uint64_t(__atomic_load_n(&skel_->bss->go_spawn_lost, __ATOMIC_RELAXED)) : 0;
+}
+
 std::vector<bpf_link*> BpfProbes::attach_go_spawn(int pid, const std::string& path, uint64_t offset,
                                                   uint64_t cookie, std::string* error) {
   return attach_points(pid, path, {{skel_->progs.ot_go_spawn, offset, false, cookie}}, error);

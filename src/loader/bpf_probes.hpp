@@ -68,6 +68,9 @@ class BpfProbes {
   // (go_conn_cookie). And, when non-zero, net/http's client points (trace
   // linking: whose request a writeLoop goroutine writes). No return probes
   // (Go moves stacks).
+  // Goroutine creations the kernel side could not report (ring buffer full):
+  // read from the mapped .bss, no system call.
+  uint64_t go_spawn_lost() const;
   // The goroutine-creation probe alone (GoPoints::spawn), added to a Go
   // executable already probed with attach_go.
   std::vector<bpf_link*> attach_go_spawn(int pid, const std::string& path, uint64_t offset,

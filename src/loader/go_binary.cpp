@@ -996,7 +996,22 @@ std::optional<GoTlsProbes> find_go_tls_probes(const std::string& path, std::stri
       out->http_request_write = std::move(*b);
     }
   }
-  if (out) out->spawn = spawn_point(*bin, h, &out->spawn_why);
+  if (out) {
+    out->spawn = spawn_point(*bin, h, &out->spawn_why);
+    // Goroutines created elsewhere than runtime.newproc would take over a g
+    // struct unseen, keeping what was known of its previous goroutine.
+    if (out->spawn && bin->function("runtime.newcoro")) {
+      out->spawn.reset();
+      out->spawn_why = "it uses coroutines (runtime.newcoro creates their goroutines without runtime.newproc)";
+    }
+    // The transport's own goroutines (dialConnFor, readLoop, writeLoop) are
+    // started while a request is handled: without the client points saying
+    // whose request a writeLoop writes, they would be taken for that request's.
+    if (out->spawn && rt && rw && !(out->http_round_trip && out->http_request_write)) {
+      out->spawn.reset();
+      out->spawn_why = "net/http's client is in it but its probe points were not found";
+    }
+  }
   cs_close(&h);
   return out;
 }

@@ -115,7 +115,10 @@ struct GoTlsProbes {
   std::optional<GoProbePoint> http_round_trip;
   std::optional<GoProbePoint> http_request_write;
   // Goroutine creation (see GoSpawnProbe); absent, with spawn_why, when the runtime's
-  // code has another shape.
+  // code has another shape, the program uses coroutines (runtime.newcoro creates
+  // goroutines without runtime.newproc), or it has net/http's client without the two
+  // points above (its transport's goroutines would be taken for the request that
+  // started them).
   std::optional<GoSpawnProbe> spawn;
   std::string spawn_why;
 };

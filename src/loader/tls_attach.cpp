@@ -219,38 +219,31 @@ int TlsAttacher::scan(uint32_t pid) {
 }
 
 bool TlsAttacher::follow_goroutines(uint32_t pid) {
-  // The Go executable probed for pid (for it, or for every process).
-  std::vector<FileKey> keys;
-  for (uint32_t who : {pid, kGlobal}) {
-    auto it = procs_.find(who);
-    if (it == procs_.end()) continue;
-    for (const auto& a : it->second) {
-      auto lib = libs_.find(a.file);
-      if (lib != libs_.end() && lib->second.kind == OT_TLS_GO && lib->second.spawn &&
-          !lib->second.spawn_wanted &&
-          (who == pid || std::find(keys.begin(), keys.end(), a.file) == keys.end()))
-        keys.push_back(a.file);
-    }
-  }
+  // pid's executable, when it is a Go program probed here.
+  struct stat st{};
+  if (stat(fmt::format("/proc/{}/exe", pid).c_str(), &st) != 0) return false;
+  const FileKey key{uint64_t(st.st_dev), uint64_t(st.st_ino)};
+  auto lib = libs_.find(key);
+  if (lib == libs_.end() || lib->second.kind != OT_TLS_GO || !lib->second.spawn ||
+      lib->second.spawn_wanted)
+    return false;
+  // Every attachment of that file (its processes, or everyone).
   bool added = false;
-  for (const FileKey& key : keys) {
-    Library& lib = libs_.at(key);
-    lib.spawn_wanted = true;
-    // Every attachment of that file (the file's processes, or everyone).
-    for (auto& [who, list] : procs_)
-      for (auto& a : list) {
-        if (a.file != key) continue;
-        std::string err;
-        auto links = probes_.attach_go_spawn(who == kGlobal ? -1 : int(who), a.path, lib.spawn,
-                                             lib.spawn_cookie, &err);
-        if (links.empty()) {
-          if (err.find("No such process") == std::string::npos) messages_.push_back(err);
-          continue;
-        }
-        a.links.insert(a.links.end(), links.begin(), links.end());
-        added = true;
+  for (auto& [who, list] : procs_)
+    for (auto& a : list) {
+      if (a.file != key) continue;
+      std::string err;
+      auto links = probes_.attach_go_spawn(who == kGlobal ? -1 : int(who), a.path, lib->second.spawn,
+                                           lib->second.spawn_cookie, &err);
+      if (links.empty()) {
+        if (err.find("No such process") == std::string::npos) messages_.push_back(err);
+        continue;
       }
-  }
+      a.links.insert(a.links.end(), links.begin(), links.end());
+      added = true;
+    }
+  // From now on with the other probes too (processes started later).
+  if (added) lib->second.spawn_wanted = true;
   return added;
 }
 

@@ -161,11 +161,26 @@ struct Linker::Impl {
   struct Origin {
     uint64_t cookie = 0;
     uint64_t seq = 0;
+    uint64_t spawned_at = 0; // the goroutine's creation (kernel clock)
   };
   std::unordered_map<CtxKey, Origin, CtxHash> spawned;
   static constexpr size_t kMaxSpawned = 65536;
   Linker::NeedSpawnsFn need_spawns;
   std::unordered_set<uint32_t> spawns_asked; // pids need_spawns was called for
+  Linker::SpawnLostFn spawn_lost;
+  uint64_t spawn_lost_seen = 0;
+  // Creations were lost since ancestry was last trusted: forget it.
+  void check_spawn_loss() {
+    if (!spawn_lost) return;
+    uint64_t v = spawn_lost();
+    if (v != spawn_lost_seen) {
+      spawn_lost_seen = v;
+      spawned.clear();
+    }
+  }
+  // Go processes that have served requests (noted at each server
+  // connection's first request).
+  std::unordered_set<uint32_t> go_servers;
   std::unordered_map<uint32_t, bool> go_cache;
   std::vector<Node*> retained;
   uint64_t last_sweep = 0;
@@ -208,7 +223,7 @@ struct Linker::Impl {
       if (it->second.size() != 1) return false;
       auto c = conns.find(it->second[0]);
       if (c == conns.end() || !c->second.on) return false;
-      *o = Origin{it->second[0], c->second.active_seq};
+      *o = Origin{it->second[0], c->second.active_seq, 0};
       return true;
     }
     auto s = spawned.find(k);
@@ -317,8 +332,11 @@ void Linker::Impl::add(Record& in) {
       }
     } else if (!multi && !spawned.empty()) {
       // A goroutine started for a request: that request, while it lasts.
+      check_spawn_loss();
       auto s = spawned.find(ck);
-      if (s != spawned.end()) {
+      // A call older than the creation known for its g was made by the
+      // g's previous goroutine: nothing is known of that one.
+      if (s != spawned.end() && s->second.spawned_at <= in.start_mono_ns) {
         const Conn* a = active(s->second);
         if (a && a->since <= in.start_mono_ns) {
           deps.push_back(ExchKey{s->second.cookie, s->second.seq});
@@ -328,8 +346,11 @@ void Linker::Impl::add(Record& in) {
         }
       }
     }
-    if (deps.empty() && !ended && conn.go == 1 && need_spawns && spawns_asked.insert(in.pid).second)
+    if (deps.empty() && !ended && conn.go == 1 && need_spawns && !spawns_asked.count(in.pid) &&
+        go_servers.count(in.pid)) {
+      spawns_asked.insert(in.pid);
       need_spawns(in.pid);
+    }
     // A late server span of a traced peer may look for this exchange.
     retain = mirror(in.conn_cookie, conn) != nullptr;
   }
@@ -687,6 +708,11 @@ Linker::~Linker() = default;
 
 void Linker::on_need_spawns(NeedSpawnsFn fn) { impl_->need_spawns = std::move(fn); }
 
+void Linker::set_spawn_lost_counter(SpawnLostFn fn) {
+  impl_->spawn_lost = std::move(fn);
+  impl_->spawn_lost_seen = impl_->spawn_lost ? impl_->spawn_lost() : 0;
+}
+
 void Linker::add(Record& r) { impl_->add(r); }
 
 void Linker::tick(uint64_t now) {
@@ -723,6 +749,7 @@ void Linker::server_request_bytes(uint64_t cookie, uint32_t pid, uint32_t tid, u
   Impl::Conn& c = m.conns[cookie];
   if (c.on) return;
   CtxKey key{pid, m.ctx_of(c, pid, tid, user_ctx)};
+  if (!c.since && c.go == 1 && m.need_spawns) m.go_servers.insert(pid);
   c.on = true;
   c.key = key;
   c.since = ts;
@@ -733,13 +760,21 @@ void Linker::server_request_bytes(uint64_t cookie, uint32_t pid, uint32_t tid, u
   if (m.multi_ctx.size() > 65536) m.multi_ctx.clear();
 }
 
-void Linker::go_spawn(uint32_t pid, uint64_t parent, uint64_t child) {
+void Linker::go_spawn(uint32_t pid, uint64_t parent, uint64_t child, uint64_t ts) {
   Impl& m = *impl_;
-  Impl::Origin o;
+  m.check_spawn_loss();
   // The child's g struct may have served an earlier goroutine: what is known
-  // of it is replaced.
-  if (m.origin_of(CtxKey{pid, parent}, &o)) m.spawned[CtxKey{pid, child}] = o;
-  else if (!m.spawned.empty()) m.spawned.erase(CtxKey{pid, child});
+  // of it (requests it had active, several at once, an origin) was that one's.
+  const CtxKey ck{pid, child};
+  if (auto a = m.active_by_ctx.find(ck); a != m.active_by_ctx.end()) a->second.clear();
+  m.multi_ctx.erase(ck);
+  Impl::Origin o;
+  if (parent && m.origin_of(CtxKey{pid, parent}, &o)) {
+    o.spawned_at = ts;
+    m.spawned[ck] = o;
+  } else if (!m.spawned.empty()) {
+    m.spawned.erase(ck);
+  }
 }
 
 void Linker::events_lost() { impl_->spawned.clear(); }

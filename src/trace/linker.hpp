@@ -17,7 +17,8 @@
 //     Go: a goroutine started (`go f()`) while its parent handled exactly one
 //     request, or by a goroutine that itself descends from one, works for
 //     that request while it is active (go_spawn); a call it makes after the
-//     request ended is left unlinked.
+//     request ended is left unlinked, and so is a call older than the
+//     goroutine creation the linker knows for its g (the g was reused since).
 // Records arrive bottom-up (a child ends before its parent), so a span waits
 // for the records it depends on; a trace is emitted root first, as soon as its
 // root is resolved. Single-threaded: called by the ring-buffer reader.
@@ -70,6 +71,11 @@ class Linker : public ConnObserver {
   // a hit per goroutine started, so it is attached only on this demand.)
   using NeedSpawnsFn = std::function<void(uint32_t pid)>;
   void on_need_spawns(NeedSpawnsFn fn);
+  // How many goroutine creations the kernel side could not report so far:
+  // read before ancestry is trusted; when it moved, ancestry is forgotten
+  // (in-band, unlike events_lost(), which comes with the periodic loss check).
+  using SpawnLostFn = std::function<uint64_t()>;
+  void set_spawn_lost_counter(SpawnLostFn fn);
 
   // Every record from the tracker; non-request records pass straight through.
   // A span decided at once is given its ids in place and emitted without a
@@ -94,7 +100,7 @@ class Linker : public ConnObserver {
   void server_request_bytes(uint64_t cookie, uint32_t pid, uint32_t tid, uint64_t ctx,
                             uint64_t ts) override;
   void conn_end(uint64_t cookie) override;
-  void go_spawn(uint32_t pid, uint64_t parent, uint64_t child) override;
+  void go_spawn(uint32_t pid, uint64_t parent, uint64_t child, uint64_t ts) override;
 
  private:
   struct Impl;

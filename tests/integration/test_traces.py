@@ -48,8 +48,9 @@ expected tree of one request is (roles are process.side.protocol)
     fan:<id>:b) and the Python service (GET /py/<id>, net/http's client): each of those client
     spans must be the child of its own handler's server span, and the Python server span the
     child of that client span. /pooled/<id> hands INCR pooled:<id> to one worker goroutine that
-    serves every request in turn (started before tracing): its span is never the child of
-    another request's span (left unlinked: nothing says which request it works for).
+    serves every request in turn, started (while traced, after the probe is attached) by a
+    goroutine that serves no request: its span is never the child of another request's span
+    (left unlinked: nothing says which request it works for).
 Everywhere: trace_id/span_id/parent_span_id/span_name well-formed, span_ids unique, no parent
 cycles. On failure the NDJSON of the spans concerned is printed as trees.
 """

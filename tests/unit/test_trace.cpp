@@ -331,9 +331,9 @@ TEST_CASE("linker: goroutines a Go handler starts work for its request while it 
   // which starts another; a goroutine with no request starts one too.
   h.linker.server_request_bytes(5, 4, 40, handler, 100);
   h.linker.server_request_bytes(8, 4, 40, other, 105);
-  h.linker.go_spawn(4, handler, child);
-  h.linker.go_spawn(4, child, grandchild);
-  h.linker.go_spawn(4, 0xc000099000, idle_child);
+  h.linker.go_spawn(4, handler, child, 110);
+  h.linker.go_spawn(4, child, grandchild, 112);
+  h.linker.go_spawn(4, 0xc000099000, idle_child, 114);
   h.linker.add(call(6, child, 120, 130, "/from-child"));
   h.linker.add(call(7, grandchild, 125, 140, "/from-grandchild"));
   h.linker.add(call(9, idle_child, 126, 141, "/from-idle"));
@@ -358,12 +358,58 @@ TEST_CASE("linker: goroutines a Go handler starts work for its request while it 
   // A goroutine started after the request ended inherits nothing, and a g
   // struct reused by a goroutine of an idle parent forgets its old request.
   h.linker.server_request_bytes(10, 4, 40, handler, 400);
-  h.linker.go_spawn(4, handler, child);
-  h.linker.go_spawn(4, 0xc000099000, child); // child exited; its g serves a new goroutine
+  h.linker.go_spawn(4, handler, child, 405);
+  h.linker.go_spawn(4, 0xc000099000, child, 410); // child exited; its g serves a new goroutine
   h.linker.add(call(6, child, 420, 430, "/reused"));
   REQUIRE(h.out.size() == 7);
   CHECK_FALSE(h.out[6].span.has_parent());
   CHECK(h.out[6].get("odigos.trace.unlinked") == nullptr);
+  // The same with a creator that is not a user goroutine (parent 0).
+  h.linker.go_spawn(4, handler, child, 440);
+  h.linker.go_spawn(4, 0, child, 445);
+  h.linker.add(call(6, child, 450, 460, "/from-scheduler"));
+  REQUIRE(h.out.size() == 8);
+  CHECK_FALSE(h.out[7].span.has_parent());
+}
+
+TEST_CASE("linker: a goroutine's call is judged by the goroutine that made it, not a later one on its g",
+          "[trace][linker]") {
+  Harness h;
+  h.go_pids.insert(4);
+  const uint64_t a_handler = 0xc000001000, b_handler = 0xc000002000, g = 0xc000010000;
+  auto call = [](uint64_t cookie, uint64_t ctx, uint64_t start, uint64_t end, const char* path) {
+    Record r = http(RecordSide::kClient, 4, 41, cookie, start, end, path);
+    r.exec_ctx = ctx;
+    return r;
+  };
+  // Request A's goroutine makes a call (120..130) and exits; its g is reused
+  // at 140 by a goroutine of request B before the call's record is decoded.
+  h.linker.server_request_bytes(5, 4, 40, a_handler, 100);
+  h.linker.server_request_bytes(8, 4, 40, b_handler, 105);
+  h.linker.go_spawn(4, a_handler, g, 110);
+  h.linker.go_spawn(4, b_handler, g, 140);
+  h.linker.add(call(6, g, 120, 130, "/made-for-a"));
+  REQUIRE(h.out.size() == 1); // not under B; A is not known any more: a root
+  CHECK_FALSE(h.out[0].span.has_parent());
+  CHECK(h.out[0].get("odigos.trace.unlinked") == nullptr);
+  // A g that had a request of its own (a server goroutine) and is reused by
+  // an idle creator's goroutine: that request is not the new goroutine's.
+  h.linker.server_request_bytes(9, 4, 40, 0xc000003000, 150);
+  h.linker.go_spawn(4, 0xc000099000, 0xc000003000, 160);
+  h.linker.add(call(7, 0xc000003000, 170, 180, "/stale-own"));
+  REQUIRE(h.out.size() == 2);
+  CHECK_FALSE(h.out[1].span.has_parent());
+  // A call carrying its own traceparent of another trace: trace_conflict, and
+  // the spawned link is not counted.
+  h.linker.go_spawn(4, b_handler, 0xc000020000, 190);
+  Record r = with_header(call(12, 0xc000020000, 200, 210, "/own-trace"));
+  h.linker.add(r);
+  h.linker.add(http(RecordSide::kServer, 4, 40, 8, 105, 300, "/b"));
+  auto* own = h.find(RecordSide::kClient, 4, "/own-trace");
+  REQUIRE(own);
+  CHECK(own->get_str("odigos.trace.unlinked") == "trace_conflict");
+  CHECK(h.linker.stats().in_process_spawned == 0);
+  CHECK(h.linker.stats().in_process == 0);
 }
 
 TEST_CASE("linker: asks for goroutine creations once per Go process, when a call has no request",
@@ -384,7 +430,13 @@ TEST_CASE("linker: asks for goroutine creations once per Go process, when a call
   // Not Go (pid 3): threads, nothing to ask.
   h.linker.add(call(3, 31, 0, 110, "/thread"));
   CHECK(asked.empty());
-  // Go process 4: a goroutine with no request makes calls: asked once.
+  // Go process 6 only makes calls (it serves nothing): following its
+  // goroutines could not link anything.
+  h.go_pids.insert(6);
+  h.linker.add(call(6, 61, 0xc000007000, 115, "/client-only"));
+  CHECK(asked.empty());
+  // Go process 4 serves, and a goroutine with no request makes calls: asked once.
+  h.linker.server_request_bytes(40, 4, 40, 0xc000009000, 50);
   h.linker.add(call(4, 41, 0xc000002000, 120, "/orphan"));
   h.linker.add(call(4, 42, 0xc000003000, 130, "/orphan2"));
   CHECK(asked == std::vector<uint32_t>{4});
@@ -400,7 +452,7 @@ TEST_CASE("linker: a goroutine's parent must have exactly one request, and losse
   // whose work it does is unknown.
   h.linker.server_request_bytes(5, 4, 40, loop, 100);
   h.linker.server_request_bytes(8, 4, 40, loop, 101);
-  h.linker.go_spawn(4, loop, child);
+  h.linker.go_spawn(4, loop, child, 110);
   Record r = http(RecordSide::kClient, 4, 41, 6, 120, 130, "/x");
   r.exec_ctx = child;
   h.linker.add(r);
@@ -409,7 +461,7 @@ TEST_CASE("linker: a goroutine's parent must have exactly one request, and losse
   // One request; the creation is known, then events are lost: the g may have
   // been reused by a creation that was among them.
   h.linker.server_request_bytes(11, 4, 40, 0xc000005000, 200);
-  h.linker.go_spawn(4, 0xc000005000, child2);
+  h.linker.go_spawn(4, 0xc000005000, child2, 205);
   h.linker.events_lost();
   Record r2 = http(RecordSide::kClient, 4, 41, 12, 220, 230, "/y");
   r2.exec_ctx = child2;
@@ -417,6 +469,26 @@ TEST_CASE("linker: a goroutine's parent must have exactly one request, and losse
   REQUIRE(h.out.size() == 2);
   CHECK_FALSE(h.out[1].span.has_parent());
   CHECK(h.linker.stats().in_process_spawned == 0);
+  // The kernel side's count of creations it could not report moves: the same,
+  // in-band (before the periodic loss check).
+  uint64_t lost = 0;
+  h.linker.set_spawn_lost_counter([&] { return lost; });
+  h.linker.server_request_bytes(13, 4, 40, 0xc000006000, 300);
+  h.linker.go_spawn(4, 0xc000006000, 0xc000030000, 305);
+  lost = 1;
+  Record r3 = http(RecordSide::kClient, 4, 41, 14, 320, 330, "/z");
+  r3.exec_ctx = 0xc000030000;
+  h.linker.add(r3);
+  REQUIRE(h.out.size() == 3);
+  CHECK_FALSE(h.out[2].span.has_parent());
+  // ... and what is learnt afterwards is trusted again.
+  h.linker.go_spawn(4, 0xc000006000, 0xc000040000, 340);
+  Record r4 = http(RecordSide::kClient, 4, 41, 15, 350, 360, "/w");
+  r4.exec_ctx = 0xc000040000;
+  h.linker.add(r4);
+  h.linker.add(http(RecordSide::kServer, 4, 40, 13, 300, 400, "/front"));
+  REQUIRE(h.out.size() == 5);
+  CHECK(parent_of(*h.find(RecordSide::kClient, 4, "/w"), *h.find(RecordSide::kServer, 4, "/front")));
 }
 
 TEST_CASE("linker: an event loop's call needs the forwarded request to name its parent",
