@@ -314,4 +314,29 @@ int BPF_KPROBE(ot_go_spawn)
 	return 0;
 }
 
+/* Goroutine exit, for trace linking: runtime.goexit0(gp) on the jbe after its
+ * stack check (RAX = gp, the goroutine that ended; R14 = g0). A goroutine
+ * started for a request is trusted to have worked for it only if it ended
+ * before the request did (src/trace/linker.cpp). A lost exit event only
+ * leaves spans unlinked. */
+SEC("uprobe")
+int BPF_KPROBE(ot_go_exit)
+{
+	if (ctx->flags & (X86_EFLAGS_CF | X86_EFLAGS_ZF))
+		return 0;
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	if (!current_is_traced(tgid) || !ctx->ax)
+		return 0;
+	struct ot_go_spawn_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count_drop(OT_DROP_RINGBUF);
+		return 0;
+	}
+	fill_hdr(&e->hdr, OT_EV_GO_EXIT);
+	e->parent = 0;
+	e->child = ctx->ax;
+	bpf_ringbuf_submit(e, ringbuf_flags());
+	return 0;
+}
+
 char LICENSE[] SEC("license") = "GPL";

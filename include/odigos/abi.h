@@ -31,6 +31,8 @@ enum ot_event_type {
 	OT_EV_PROC_EXIT = 9,  /* the last thread of a traced process exited */
 	OT_EV_PROC_MMAP = 10, /* a traced process mapped a file executable (ld.so, dlopen) */
 	OT_EV_GO_SPAWN = 11,  /* a goroutine of a traced Go program started another (`go f()`) */
+	OT_EV_GO_EXIT = 12,   /* a goroutine of a traced Go program ended (ot_go_spawn_event:
+			       * child = its g, parent 0) */
 };
 
 enum ot_role {

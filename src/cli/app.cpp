@@ -359,9 +359,17 @@ int run_tracer(const Options& opt_in, const char* self_exe) {
   tracker.set_observer(&linker);
   // Go processes whose goroutine creations the linker asked for (attached
   // after the reader round).
-  std::vector<uint32_t> spawns_wanted;
+  std::vector<std::pair<uint32_t, std::string>> spawns_wanted; // pid, the call that asked
   if (tls) {
-    linker.on_need_spawns([&](uint32_t pid) { spawns_wanted.push_back(pid); });
+    linker.on_need_spawns([&](uint32_t pid, const Record& call) {
+      std::string what = call.protocol;
+      if (auto m = call.get_view("http.request.method"); !m.empty())
+        what += fmt::format(" {} {}", m, call.get_view("url.path"));
+      else if (auto q = call.get_view("db.operation.name"); !q.empty())
+        what += fmt::format(" {}", q);
+      spawns_wanted.emplace_back(pid, fmt::format("{} to {}:{}", what, call.get_view("server.address"),
+                                                  call.get_int("server.port")));
+    });
     linker.set_spawn_lost_counter([&] { return probes->go_spawn_lost(); });
   }
 
@@ -452,10 +460,10 @@ int run_tracer(const Options& opt_in, const char* self_exe) {
     tracker.tick(now);
     linker.tick(now);
     if (tls && !spawns_wanted.empty()) {
-      for (uint32_t pid : spawns_wanted)
+      for (auto& [pid, call] : spawns_wanted)
         if (tls->follow_goroutines(pid) && opt.verbose)
           fmt::print(stderr, "odigos-trace: following the goroutines of process {} (a call came "
-                             "from a goroutine serving no request)\n", pid);
+                             "from a goroutine serving no request: {})\n", pid, call);
       spawns_wanted.clear();
       for (auto& m : tls->take_messages())
         fmt::print(stderr, "\r\033[Kodigos-trace: warning: {}\n", m);
@@ -585,7 +593,7 @@ int run_tracer(const Options& opt_in, const char* self_exe) {
     fmt::print(stderr,
                "odigos-trace: traces: {} spans, {} linked ({} across processes, {} in a process{}), "
                "{} joined a traceparent, {} roots, {} left unlinked ({} ambiguous, {} failed the "
-               "checks, {} waited in vain{})\n",
+               "checks, {} waited in vain{}{})\n",
                ls.spans, ls.cross_process + ls.in_process, ls.cross_process, ls.in_process,
                ls.in_process_spawned
                    ? fmt::format(", {} of them from goroutines a handler started", ls.in_process_spawned)
@@ -594,6 +602,9 @@ int run_tracer(const Options& opt_in, const char* self_exe) {
                ls.unlinked_mismatch, ls.unlinked_timeout,
                ls.unlinked_ended
                    ? fmt::format(", {} made by a goroutine after its request ended", ls.unlinked_ended)
+                   : "",
+               ls.unlinked_outlived
+                   ? fmt::format(", {} by a goroutine that outlived its request", ls.unlinked_outlived)
                    : "");
   if (!sink_error.empty() && !broken_pipe) {
     fmt::print(stderr, "odigos-trace: error: {}\n", sink_error);

@@ -151,11 +151,14 @@ bool ConnTracker::handle(const void* data, size_t size) {
     if (on_proc_) on_proc_(ev);
     return true;
   }
-  case OT_EV_GO_SPAWN: {
+  case OT_EV_GO_SPAWN:
+  case OT_EV_GO_EXIT: {
     if (size < sizeof(ot_go_spawn_event)) break;
     ot_go_spawn_event ev;
     memcpy(&ev, data, sizeof(ev));
-    if (observer_) observer_->go_spawn(ev.hdr.tgid, ev.parent, ev.child, ev.hdr.ts_ns);
+    if (!observer_) return true;
+    if (hdr.type == OT_EV_GO_SPAWN) observer_->go_spawn(ev.hdr.tgid, ev.parent, ev.child, ev.hdr.ts_ns);
+    else observer_->go_exit(ev.hdr.tgid, ev.child, ev.hdr.ts_ns);
     return true;
   }
   default:

@@ -65,6 +65,8 @@ class ConnObserver {
   // Goroutine `parent` of Go process pid started goroutine `child` (g pointers;
   // parent 0: not known) at ts (kernel clock).
   virtual void go_spawn(uint32_t /*pid*/, uint64_t /*parent*/, uint64_t /*child*/, uint64_t /*ts*/) {}
+  // Goroutine g of Go process pid ended at ts.
+  virtual void go_exit(uint32_t /*pid*/, uint64_t /*g*/, uint64_t /*ts*/) {}
 };
 
 class ConnTracker {

@@ -140,7 +140,10 @@ std::vector<bpf_link*> BpfProbes::attach_go(int pid, const std::string& path, co
     points.push_back({p->ot_go_http_round_trip, g.http_round_trip, false, 0});
     points.push_back({p->ot_go_http_request_write, g.http_request_write, false, 0});
   }
-  if (g.spawn) points.push_back({p->ot_go_spawn, g.spawn, false, g.spawn_cookie});
+  if (g.spawn && g.exit) {
+    points.push_back({p->ot_go_spawn, g.spawn, false, g.spawn_cookie});
+    points.push_back({p->ot_go_exit, g.exit, false, 0});
+  }
   auto links = attach_points(pid, path, points, error);
   if (!links.empty() && skel_->bss) {
     skel_->bss->go_probes_active = 1;
@@ -154,8 +157,12 @@ uint64_t BpfProbes::go_spawn_lost() const {
 }
 
 std::vector<bpf_link*> BpfProbes::attach_go_spawn(int pid, const std::string& path, uint64_t offset,
-                                                  uint64_t cookie, std::string* error) {
-  return attach_points(pid, path, {{skel_->progs.ot_go_spawn, offset, false, cookie}}, error);
+                                                  uint64_t cookie, uint64_t exit_offset,
+                                                  std::string* error) {
+  return attach_points(pid, path,
+                       {{skel_->progs.ot_go_spawn, offset, false, cookie},
+                        {skel_->progs.ot_go_exit, exit_offset, false, 0}},
+                       error);
 }
 
 void BpfProbes::destroy_links(std::vector<bpf_link*>& links) {

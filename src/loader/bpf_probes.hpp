@@ -38,6 +38,7 @@ struct GoPoints {
   uint64_t http_round_trip = 0, http_request_write = 0;
   uint64_t spawn = 0;        // goroutine creation (0: none), see GoSpawnProbe
   uint64_t spawn_cookie = 0; // g.m offset | m.curg offset << 16
+  uint64_t exit = 0;         // goroutine exit (with spawn)
 };
 
 class BpfProbes {
@@ -71,10 +72,10 @@ class BpfProbes {
   // Goroutine creations the kernel side could not report (ring buffer full):
   // read from the mapped .bss, no system call.
   uint64_t go_spawn_lost() const;
-  // The goroutine-creation probe alone (GoPoints::spawn), added to a Go
-  // executable already probed with attach_go.
+  // The goroutine creation and exit probes alone (GoPoints::spawn, exit),
+  // added to a Go executable already probed with attach_go.
   std::vector<bpf_link*> attach_go_spawn(int pid, const std::string& path, uint64_t offset,
-                                         uint64_t cookie, std::string* error);
+                                         uint64_t cookie, uint64_t exit_offset, std::string* error);
   std::vector<bpf_link*> attach_go(int pid, const std::string& path, const GoPoints& points,
                                    std::string* error);
   static void destroy_links(std::vector<bpf_link*>& links);

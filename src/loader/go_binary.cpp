@@ -902,7 +902,16 @@ std::optional<GoSpawnProbe> spawn_point(const GoBinary& bin, csh h, std::string*
         *why = fmt::format("{}: the call to runtime.runqput ({:#x}) would be single-stepped", fn, in.address);
         return std::nullopt;
       }
+      auto exit_fn = bin.function("runtime.goexit0");
+      if (!exit_fn) {
+        *why = "no runtime.goexit0";
+        return std::nullopt;
+      }
+      GoCode exit_code(h, bin.elf(), exit_fn->entry, exit_fn->end);
+      auto exit_point = entry_point(bin, exit_code, "runtime.goexit0", *exit_fn, why);
+      if (!exit_point) return std::nullopt;
       GoSpawnProbe p;
+      p.exit_point = std::move(*exit_point);
       p.point = make_point(bin, in.address,
                            fmt::format("{}: {} (newg in %rbx; g.m at {:#x}, m.p at {:#x})",
                                        offset_name(fn, f->entry, in.address), code.text(i), g_m, m_p));

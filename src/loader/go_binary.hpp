@@ -88,6 +88,11 @@ struct GoSpawnProbe {
   GoProbePoint point;
   int g_m_offset = 0;    // offset of g.m
   int m_curg_offset = 0; // offset of m.curg
+  // Goroutine exit: runtime.goexit0(gp), the jbe after its stack check (RAX = gp, the
+  // goroutine that ended). A goroutine is trusted to have worked for the request that
+  // started it only if it ended before that request did (a worker goroutine a request
+  // happens to start serves later requests too).
+  GoProbePoint exit_point;
 };
 
 struct GoTlsProbes {

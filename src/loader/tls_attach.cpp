@@ -156,6 +156,7 @@ const TlsAttacher::Library& TlsAttacher::library(const FileKey& key, const std::
         if (g->spawn) {
           lib.spawn = g->spawn->point.file_offset;
           lib.spawn_cookie = uint64_t(g->spawn->g_m_offset) | uint64_t(g->spawn->m_curg_offset) << 16;
+          lib.spawn_exit = g->spawn->exit_point.file_offset;
         } else {
           messages_.push_back(fmt::format("goroutines started by handlers in '{}' ({}) are not followed "
                                           "for trace linking: {}", path, g->go_version, g->spawn_why));
@@ -189,7 +190,8 @@ bool TlsAttacher::attach_file(uint32_t who, const FileKey& key, const std::strin
                                                 lib.copied_offset, lib.n_regs_offset,
                                                 lib.go_minor >= 17 && lib.go_minor <= 23,
                                                 lib.http_round_trip, lib.http_request_write,
-                                                lib.spawn_wanted ? lib.spawn : 0, lib.spawn_cookie},
+                                                lib.spawn_wanted ? lib.spawn : 0, lib.spawn_cookie,
+                                                lib.spawn_exit},
                                        &err)
                    : probes_.attach_tls(lib.kind, pid, path, lib.read_offset, lib.write_offset,
                                         &err);
@@ -234,7 +236,7 @@ bool TlsAttacher::follow_goroutines(uint32_t pid) {
       if (a.file != key) continue;
       std::string err;
       auto links = probes_.attach_go_spawn(who == kGlobal ? -1 : int(who), a.path, lib->second.spawn,
-                                           lib->second.spawn_cookie, &err);
+                                           lib->second.spawn_cookie, lib->second.spawn_exit, &err);
       if (links.empty()) {
         if (err.find("No such process") == std::string::npos) messages_.push_back(err);
         continue;

@@ -83,7 +83,8 @@ class TlsAttacher {
     uint64_t http_request_write = 0;
     uint64_t spawn = 0;        // Go: goroutine creation point (0: none), see GoSpawnProbe
     uint64_t spawn_cookie = 0;
-    bool spawn_wanted = false; // attach it too (follow_goroutines)
+    uint64_t spawn_exit = 0;   // Go: goroutine exit point, with spawn
+    bool spawn_wanted = false; // attach them too (follow_goroutines)
   };
   const Library& library(const FileKey& key, const std::string& path, bool expect_tls);
   // The one way files get probed: for `who` (a PID, or kGlobal: every

@@ -91,6 +91,29 @@ uint64_t content_of(const Record& r) {
   return q.empty() ? 0 : fnv(r.protocol, fnv(q));
 }
 
+// One goroutine's life on a g struct: the g and when it was created.
+struct Incarnation {
+  uint64_t g = 0;
+  uint64_t spawned_at = 0;
+};
+// The goroutines from a request's own goroutine down to one that works for it
+// (the request's goroutine itself excluded), outermost first.
+constexpr size_t kMaxSpawnDepth = 4;
+struct SpawnChain {
+  std::array<Incarnation, kMaxSpawnDepth> inc{};
+  uint8_t depth = 0;
+};
+struct IncKey {
+  uint32_t pid;
+  uint64_t g, spawned_at;
+  bool operator==(const IncKey& o) const { return pid == o.pid && g == o.g && spawned_at == o.spawned_at; }
+};
+struct IncHash {
+  size_t operator()(const IncKey& k) const {
+    return (k.g * 0x9e3779b97f4a7c15ull) ^ (k.spawned_at * 0xc2b2ae3d27d4eb4full) ^ k.pid;
+  }
+};
+
 } // namespace
 
 struct Node {
@@ -106,6 +129,10 @@ struct Node {
   bool multi = false;   // the context ever had several server requests active
   bool spawned = false; // its dependency is the request that started its goroutine
   bool ended = false;   // ... which had ended when it started
+  SpawnChain chain;     // spawned: the goroutines that must have ended first
+  bool exit_wait = false;      // its request's record is here; waiting for those exits
+  bool exit_wait_over = false; // ... in vain
+  uint64_t exit_deadline = 0;
   bool decided = false; // parent chosen (or none)
   Node* parent = nullptr;
   std::vector<Node*> trace_waiters; // children waiting for our trace id
@@ -162,7 +189,36 @@ struct Linker::Impl {
     uint64_t cookie = 0;
     uint64_t seq = 0;
     uint64_t spawned_at = 0; // the goroutine's creation (kernel clock)
+    SpawnChain chain;        // it and the goroutines between it and the request
   };
+  // Goroutines working for a request that ended: when (kernel clock), kept
+  // while their request is active and a little after.
+  struct Exit {
+    Origin origin;
+    uint64_t at = 0;
+  };
+  std::unordered_map<IncKey, Exit, IncHash> exited;
+  // A goroutine working for a request may end a little after the request's
+  // response went out (its WaitGroup.Done wakes the handler first): spans
+  // whose goroutines have not ended yet when the request's record arrives
+  // wait that long for their exits.
+  static constexpr uint64_t kExitGraceNs = 50'000'000;
+  std::vector<Node*> exit_waiting;
+  // Have n's goroutine and those between it and its request all ended, by
+  // kExitGraceNs after the request's end?
+  bool chain_exited(const Node* n, uint64_t request_end) const {
+    for (uint8_t i = 0; i < n->chain.depth; i++) {
+      auto e = exited.find(IncKey{n->rec.pid, n->chain.inc[i].g, n->chain.inc[i].spawned_at});
+      if (e == exited.end() || e->second.at > request_end + kExitGraceNs) return false;
+    }
+    return true;
+  }
+  // The request record a spawned span depends on, once arrived.
+  Node* spawn_request(const Node* n) const {
+    if (n->deps.size() != 1) return nullptr;
+    auto a = arrived.find(n->deps[0]);
+    return a == arrived.end() ? nullptr : a->second;
+  }
   std::unordered_map<CtxKey, Origin, CtxHash> spawned;
   static constexpr size_t kMaxSpawned = 65536;
   Linker::NeedSpawnsFn need_spawns;
@@ -223,7 +279,7 @@ struct Linker::Impl {
       if (it->second.size() != 1) return false;
       auto c = conns.find(it->second[0]);
       if (c == conns.end() || !c->second.on) return false;
-      *o = Origin{it->second[0], c->second.active_seq, 0};
+      *o = Origin{it->second[0], c->second.active_seq, 0, {}};
       return true;
     }
     auto s = spawned.find(k);
@@ -308,6 +364,7 @@ void Linker::Impl::add(Record& in) {
   bool multi = false;
   bool retain = false;
   bool via_spawn = false, ended = false;
+  SpawnChain chain;
   if (in.side == RecordSide::kServer) {
     // This request is no longer being handled.
     if (conn.on) deactivate(in.conn_cookie, conn);
@@ -341,6 +398,7 @@ void Linker::Impl::add(Record& in) {
         if (a && a->since <= in.start_mono_ns) {
           deps.push_back(ExchKey{s->second.cookie, s->second.seq});
           via_spawn = true;
+          chain = s->second.chain;
         } else {
           ended = true;
         }
@@ -349,7 +407,7 @@ void Linker::Impl::add(Record& in) {
     if (deps.empty() && !ended && conn.go == 1 && need_spawns && !spawns_asked.count(in.pid) &&
         go_servers.count(in.pid)) {
       spawns_asked.insert(in.pid);
-      need_spawns(in.pid);
+      need_spawns(in.pid, in);
     }
     // A late server span of a traced peer may look for this exchange.
     retain = mirror(in.conn_cookie, conn) != nullptr;
@@ -388,6 +446,7 @@ void Linker::Impl::add(Record& in) {
   n->multi = multi;
   n->spawned = via_spawn;
   n->ended = ended;
+  n->chain = chain;
   n->retain = retain;
   if (in.span_from_header) {
     n->hdr_trace = in.span.trace_id;
@@ -452,6 +511,23 @@ void Linker::Impl::unlink(Node* n, uint64_t& counter, const char* why) {
 
 void Linker::Impl::decide(Node* n, bool forced) {
   if (n->decided) return;
+  // A call of a goroutine started for the request: decided once the
+  // goroutines' exits are here, or their wait is over.
+  if (!forced && n->spawned && !n->exit_wait_over && n->missing == 0) {
+    Node* req = spawn_request(n);
+    if (req && !chain_exited(n, req->rec.end_mono_ns)) {
+      if (!n->exit_wait) {
+        n->exit_wait = true;
+        n->exit_deadline = now + kExitGraceNs;
+        exit_waiting.push_back(n);
+      }
+      return;
+    }
+  }
+  if (n->exit_wait) {
+    n->exit_wait = false;
+    exit_waiting.erase(std::remove(exit_waiting.begin(), exit_waiting.end(), n), exit_waiting.end());
+  }
   n->decided = true;
   if (forced && n->missing > 0) {
     unlink(n, stats.unlinked_timeout, "timeout");
@@ -543,6 +619,13 @@ void Linker::Impl::decide_client(Node* n) {
     }
   }
   Node* parent = nullptr;
+  if (n->spawned && cands.size() == 1 && !chain_exited(n, cands[0]->rec.end_mono_ns)) {
+    // Its goroutine, and those between it and the request, must have ended
+    // with the request: a goroutine that lives on may be a worker serving
+    // other requests.
+    unlink(n, stats.unlinked_outlived, "outlived");
+    return;
+  }
   if (cands.size() == 1 && n->deps.size() == 1 && !n->multi) {
     parent = cands[0];
   } else if (!cands.empty()) {
@@ -690,6 +773,22 @@ void Linker::Impl::sweep(bool all) {
   if (all || spawned.size() > kMaxSpawned)
     for (auto it = spawned.begin(); it != spawned.end();)
       it = all || !active(it->second) ? spawned.erase(it) : std::next(it);
+  // Spans whose goroutines did not end with their request.
+  if (!exit_waiting.empty()) {
+    std::vector<Node*> over;
+    for (Node* n : exit_waiting)
+      if (all || now >= n->exit_deadline) over.push_back(n);
+    for (Node* n : over) {
+      n->exit_wait_over = true;
+      decide(n, false);
+    }
+  }
+  // Exits nothing asks about any more: their request is over (and the
+  // waits for late exits too).
+  for (auto it = exited.begin(); it != exited.end();)
+    it = all || (!active(it->second.origin) && now >= it->second.at + 4 * kExitGraceNs)
+             ? exited.erase(it)
+             : std::next(it);
 }
 
 Linker::Linker(LinkerOptions opt, EmitFn emit, IsGoFn is_go) : impl_(std::make_unique<Impl>()) {
@@ -769,12 +868,32 @@ void Linker::go_spawn(uint32_t pid, uint64_t parent, uint64_t child, uint64_t ts
   if (auto a = m.active_by_ctx.find(ck); a != m.active_by_ctx.end()) a->second.clear();
   m.multi_ctx.erase(ck);
   Impl::Origin o;
-  if (parent && m.origin_of(CtxKey{pid, parent}, &o)) {
+  if (parent && m.origin_of(CtxKey{pid, parent}, &o) && o.chain.depth < kMaxSpawnDepth) {
     o.spawned_at = ts;
+    o.chain.inc[o.chain.depth++] = Incarnation{child, ts};
     m.spawned[ck] = o;
   } else if (!m.spawned.empty()) {
     m.spawned.erase(ck);
   }
+}
+
+void Linker::go_exit(uint32_t pid, uint64_t g, uint64_t ts) {
+  Impl& m = *impl_;
+  auto s = m.spawned.find(CtxKey{pid, g});
+  if (s == m.spawned.end()) return; // not one that works for a request
+  if (m.exited.size() >= Impl::kMaxSpawned) m.exited.clear(); // spans then stay unlinked
+  const IncKey key{pid, g, s->second.spawned_at};
+  m.exited[key] = Impl::Exit{s->second, ts};
+  m.spawned.erase(s);
+  // Spans that waited for this exit.
+  if (m.exit_waiting.empty()) return;
+  std::vector<Node*> ready;
+  for (Node* n : m.exit_waiting) {
+    if (n->rec.pid != pid) continue;
+    for (uint8_t i = 0; i < n->chain.depth; i++)
+      if (n->chain.inc[i].g == g && n->chain.inc[i].spawned_at == key.spawned_at) ready.push_back(n);
+  }
+  for (Node* n : ready) m.decide(n, false); // decides, or keeps waiting for another exit
 }
 
 void Linker::events_lost() { impl_->spawned.clear(); }

@@ -18,7 +18,10 @@
 //     request, or by a goroutine that itself descends from one, works for
 //     that request while it is active (go_spawn); a call it makes after the
 //     request ended is left unlinked, and so is a call older than the
-//     goroutine creation the linker knows for its g (the g was reused since).
+//     goroutine creation the linker knows for its g (the g was reused since),
+//     and a call by a goroutine (or one of the goroutines between it and the
+//     request) that had not ended when the request did: a worker a request
+//     happened to start may serve other requests.
 // Records arrive bottom-up (a child ends before its parent), so a span waits
 // for the records it depends on; a trace is emitted root first, as soon as its
 // root is resolved. Single-threaded: called by the ring-buffer reader.
@@ -44,7 +47,10 @@ struct LinkerStats {
   uint64_t unlinked_mismatch = 0;   // the candidate failed the checks
   uint64_t unlinked_timeout = 0;    // what it waited for never came
   uint64_t unlinked_ended = 0;      // a goroutine's call after the request that started it
-  uint64_t unlinked() const { return unlinked_ambiguous + unlinked_mismatch + unlinked_timeout + unlinked_ended; }
+  uint64_t unlinked_outlived = 0;   // ... during it, by a goroutine that outlived it
+  uint64_t unlinked() const {
+    return unlinked_ambiguous + unlinked_mismatch + unlinked_timeout + unlinked_ended + unlinked_outlived;
+  }
 };
 
 struct LinkerOptions {
@@ -69,7 +75,7 @@ class Linker : public ConnObserver {
   // its own, and none inherited, makes a call: goroutine creations (go_spawn)
   // would tell whether a request started it. (The probe reporting them costs
   // a hit per goroutine started, so it is attached only on this demand.)
-  using NeedSpawnsFn = std::function<void(uint32_t pid)>;
+  using NeedSpawnsFn = std::function<void(uint32_t pid, const Record& call)>;
   void on_need_spawns(NeedSpawnsFn fn);
   // How many goroutine creations the kernel side could not report so far:
   // read before ancestry is trusted; when it moved, ancestry is forgotten
@@ -101,6 +107,7 @@ class Linker : public ConnObserver {
                             uint64_t ts) override;
   void conn_end(uint64_t cookie) override;
   void go_spawn(uint32_t pid, uint64_t parent, uint64_t child, uint64_t ts) override;
+  void go_exit(uint32_t pid, uint64_t g, uint64_t ts) override;
 
  private:
   struct Impl;

@@ -50,7 +50,10 @@ expected tree of one request is (roles are process.side.protocol)
     child of that client span. /pooled/<id> hands INCR pooled:<id> to one worker goroutine that
     serves every request in turn, started (while traced, after the probe is attached) by a
     goroutine that serves no request: its span is never the child of another request's span
-    (left unlinked: nothing says which request it works for).
+    (left unlinked: nothing says which request it works for). /lazy/<id>: the first request's
+    handler starts a worker (sync.Once) that makes the calls of later /lazy/ requests while the
+    first one still runs (it sleeps 800 ms after its job): none of them may be under the first
+    request (the worker never ends, so its calls are left unlinked).
 Everywhere: trace_id/span_id/parent_span_id/span_name well-formed, span_ids unique, no parent
 cycles. On failure the NDJSON of the spans concerned is printed as trees.
 """
@@ -75,6 +78,7 @@ DELAY_MS = 5
 CONCURRENT = 32
 CHAIN = 8  # (D) requests, sequential and then as many concurrent
 FAN = 6  # (E) /fan/ requests, sequential and then as many concurrent; as many /pooled/
+LAZY_HOLD_MS = 800  # (E) how long the first /lazy/ request lasts after its job
 MIN_LINKED = 0.80
 
 ID_RE = re.compile(r"tr[0-9a-f]{12}")
@@ -532,6 +536,24 @@ def main(a):
         for t in threads:
             t.join(60)
         check(not errors, f"{len(errors)} /fan/ or /pooled/ requests failed: {errors[:3]}")
+        # A worker started by the first /lazy/ request's handler serves later requests while
+        # that first one still runs (it holds LAZY_HOLD_MS after its job).
+        lazy_a, lazy_b = new_id(), [new_id() for _ in range(3)]
+
+        def lazy_first():
+            try:
+                code, body = curl(f"http://127.0.0.1:{goport}/lazy/{lazy_a}?hold={LAZY_HOLD_MS}")
+                check(code == 200 and body == lazy_a, f"GET /lazy/{lazy_a}: {code} {body!r}")
+            except Exception as e:  # reported below
+                errors.append(str(e))
+
+        first = threading.Thread(target=lazy_first)
+        first.start()
+        time.sleep(0.2)
+        for rid in lazy_b:
+            go_get("lazy", rid)
+        first.join(30)
+        check(not errors, f"/lazy/ requests failed: {errors[:3]}")
         time.sleep(0.5)
         rc = tracer.stop()
         check(rc == 0, f"tracer exit {rc}:\n{tracer.stderr()}")
@@ -556,11 +578,11 @@ def main(a):
     print(f"  {len(recs)} request records in {tracer.out}; tracer: "
           f"{' / '.join(l.strip() for l in tracer.stderr().strip().splitlines()[-3:])}")
 
-    analyse(topo, recs, part_a, part_b, part_c, part_d, part_e, part_e_pooled)
+    analyse(topo, recs, part_a, part_b, part_c, part_d, part_e, part_e_pooled, (lazy_a, lazy_b))
     print(f"  total {time.monotonic() - t0:.1f}s")
 
 
-def analyse(topo, recs, part_a, part_b, part_c, part_d, part_e, part_e_pooled):
+def analyse(topo, recs, part_a, part_b, part_c, part_d, part_e, part_e_pooled, lazy):
     """The checks on the records of one run; part_a..c: [(id, "py"|"go", traceparent or None)],
     part_d: ids of /chain/ requests, part_e: of /fan/ requests, part_e_pooled: of /pooled/."""
     check_topology(topo, recs, part_a + part_b + part_c)
@@ -681,6 +703,10 @@ def analyse(topo, recs, part_a, part_b, part_c, part_d, part_e, part_e_pooled):
         check_fan(topo, recs, part_e, part_e_pooled)
     except Failure as e:
         failures.append(f"(E) {e}")
+    try:
+        check_lazy(topo, recs, *lazy)
+    except Failure as e:
+        failures.append(f"(E) {e}")
 
     check(not failures, "\n".join(failures))
 
@@ -751,6 +777,47 @@ def check_fan(topo, recs, ids, pooled_ids):
           "\n  ".join(pooled_wrong))
     check(linked == expected, f"{expected - linked} links missing:\n  " +
           "\n  ".join(problems[:6]))
+
+
+def span_times(r):
+    start = int(r["time_unix_nano"])
+    return start, start + int(float(r["duration_ms"]) * 1e6)
+
+
+def check_lazy(topo, recs, first, later):
+    """(E): the worker the first /lazy/ request's handler started makes the later requests'
+    calls while that request still runs: none may be under the first request (or any other
+    than its own)."""
+    by_span = {r["span_id"]: r for r in recs if "span_id" in r}
+
+    def one(want, pred, what):
+        got = [r for r in recs if role(topo, r) == want and pred(r)]
+        check(len(got) == 1, f"{len(got)} {want} spans for {what}")
+        return got[0]
+
+    first_srv = one("go.server.http", lambda r: get(r, "url.path") == f"/lazy/{first}", first)
+    f0, f1 = span_times(first_srv)
+    wrong, unlinked, during = [], 0, 0
+    for rid in [first] + later:
+        srv = one("go.server.http", lambda r: get(r, "url.path") == f"/lazy/{rid}", rid)
+        key = f"lazy:{rid}"
+        cli = one("go.client.redis", lambda r: key in (get(r, "db.query.text") or ""), key)
+        if rid != first and f0 <= span_times(cli)[0] <= f1:
+            during += 1
+        p = cli.get("parent_span_id")
+        if not p:
+            unlinked += 1
+        elif p != srv["span_id"]:
+            other = by_span.get(p)
+            wrong.append(f"{line(topo, cli)}\n    parent "
+                         f"{line(topo, other) if other else p + ' (not in the output)'}")
+    print(f"  (E) a worker started by the first /lazy/ request's handler: {during} of {len(later)} "
+          f"later requests' calls made while the first still ran; {unlinked} of {len(later) + 1} "
+          f"calls unlinked, {len(wrong)} under another request")
+    check(during == len(later), f"only {during} of {len(later)} later /lazy/ calls were made while "
+          "the first request ran: the case is not exercised")
+    check(not wrong, "the lazily started worker's calls under another request:\n  " +
+          "\n  ".join(wrong))
 
 
 def check_chain(topo, recs, ids):

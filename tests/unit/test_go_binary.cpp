@@ -526,6 +526,8 @@ TEST_CASE("find_go_tls_probes: the goroutine-creation point and the runtime's of
   auto b = file_bytes(plain, p.point.file_offset, 15);
   CHECK(is_emulated_entry(b.data(), b.size()));
   CHECK(b[0] == 0xe8); // call rel32
+  // The exit point: runtime.goexit0's entry, the jbe after its stack check.
+  check_entry(plain, "runtime.goexit0", p.exit_point);
   // The offsets, against the DWARF of the same build.
   auto g_m = dwarf_member_offset(plain, "runtime.g", "m");
   auto m_curg = dwarf_member_offset(plain, "runtime.m", "curg");

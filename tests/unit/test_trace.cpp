@@ -322,38 +322,57 @@ TEST_CASE("linker: goroutines a Go handler starts work for its request while it 
   h.go_pids.insert(4);
   const uint64_t handler = 0xc000001000, other = 0xc000002000;
   const uint64_t child = 0xc000010000, grandchild = 0xc000020000, idle_child = 0xc000030000;
+  const uint64_t lingering = 0xc000040000;
   auto call = [](uint64_t cookie, uint64_t g, uint64_t start, uint64_t end, const char* path) {
     Record r = http(RecordSide::kClient, 4, 41, cookie, start, end, path);
     r.exec_ctx = g;
     return r;
   };
   // Two requests on two goroutines; the first handler starts a goroutine,
-  // which starts another; a goroutine with no request starts one too.
+  // which starts another, both ending before the request does; and one that
+  // lives on. A goroutine with no request starts one too.
   h.linker.server_request_bytes(5, 4, 40, handler, 100);
   h.linker.server_request_bytes(8, 4, 40, other, 105);
   h.linker.go_spawn(4, handler, child, 110);
   h.linker.go_spawn(4, child, grandchild, 112);
   h.linker.go_spawn(4, 0xc000099000, idle_child, 114);
+  h.linker.go_spawn(4, handler, lingering, 116);
   h.linker.add(call(6, child, 120, 130, "/from-child"));
   h.linker.add(call(7, grandchild, 125, 140, "/from-grandchild"));
   h.linker.add(call(9, idle_child, 126, 141, "/from-idle"));
+  h.linker.add(call(11, lingering, 127, 142, "/from-lingering"));
   REQUIRE(h.out.size() == 1); // the idle goroutine's call: nothing to wait for
   CHECK_FALSE(h.out[0].span.has_parent());
   CHECK(h.out[0].get("odigos.trace.unlinked") == nullptr);
+  h.linker.go_exit(4, grandchild, 145);
   h.linker.add(http(RecordSide::kServer, 4, 40, 8, 105, 210, "/second"));
   h.linker.add(http(RecordSide::kServer, 4, 40, 5, 100, 200, "/first"));
+  // The servers are out; the child's and the grandchild's calls wait for the
+  // child's exit, which comes just after the response (its WaitGroup.Done
+  // woke the handler).
+  REQUIRE(h.out.size() == 3);
+  h.linker.go_exit(4, child, 205);
   REQUIRE(h.out.size() == 5);
   auto* first = h.find(RecordSide::kServer, 4, "/first");
   REQUIRE(first);
   CHECK(parent_of(*h.find(RecordSide::kClient, 4, "/from-child"), *first));
   CHECK(parent_of(*h.find(RecordSide::kClient, 4, "/from-grandchild"), *first));
   CHECK(h.linker.stats().in_process_spawned == 2);
-  // The request is over: a call the goroutine makes now is not linked (its
-  // request's span is already out), and it says why.
-  h.linker.add(call(6, child, 300, 310, "/late"));
+  // The goroutine that had not ended when its request did may be a worker
+  // serving other requests: its call is not linked (once the wait is over).
+  h.linker.tick(1'000'000'000);
   REQUIRE(h.out.size() == 6);
-  CHECK_FALSE(h.out[5].span.has_parent());
-  CHECK(h.out[5].get_str("odigos.trace.unlinked") == "parent_ended");
+  auto* ling = h.find(RecordSide::kClient, 4, "/from-lingering");
+  REQUIRE(ling);
+  CHECK_FALSE(ling->span.has_parent());
+  CHECK(ling->get_str("odigos.trace.unlinked") == "outlived");
+  CHECK(h.linker.stats().unlinked_outlived == 1);
+  // The request is over: a call it makes now is not linked either (its
+  // request's span is already out), and it says why.
+  h.linker.add(call(6, lingering, 300, 310, "/late"));
+  REQUIRE(h.out.size() == 7);
+  CHECK_FALSE(h.out[6].span.has_parent());
+  CHECK(h.out[6].get_str("odigos.trace.unlinked") == "parent_ended");
   CHECK(h.linker.stats().unlinked_ended == 1);
   // A goroutine started after the request ended inherits nothing, and a g
   // struct reused by a goroutine of an idle parent forgets its old request.
@@ -361,15 +380,48 @@ TEST_CASE("linker: goroutines a Go handler starts work for its request while it 
   h.linker.go_spawn(4, handler, child, 405);
   h.linker.go_spawn(4, 0xc000099000, child, 410); // child exited; its g serves a new goroutine
   h.linker.add(call(6, child, 420, 430, "/reused"));
-  REQUIRE(h.out.size() == 7);
-  CHECK_FALSE(h.out[6].span.has_parent());
-  CHECK(h.out[6].get("odigos.trace.unlinked") == nullptr);
+  REQUIRE(h.out.size() == 8);
+  CHECK_FALSE(h.out[7].span.has_parent());
+  CHECK(h.out[7].get("odigos.trace.unlinked") == nullptr);
   // The same with a creator that is not a user goroutine (parent 0).
   h.linker.go_spawn(4, handler, child, 440);
   h.linker.go_spawn(4, 0, child, 445);
   h.linker.add(call(6, child, 450, 460, "/from-scheduler"));
-  REQUIRE(h.out.size() == 8);
-  CHECK_FALSE(h.out[7].span.has_parent());
+  REQUIRE(h.out.size() == 9);
+  CHECK_FALSE(h.out[8].span.has_parent());
+}
+
+TEST_CASE("linker: a worker a request happens to start is not taken for that request's",
+          "[trace][linker]") {
+  Harness h;
+  h.go_pids.insert(4);
+  const uint64_t a = 0xc000001000, b = 0xc000002000, worker = 0xc000010000, job = 0xc000020000;
+  auto call = [](uint64_t cookie, uint64_t g, uint64_t start, uint64_t end, const char* path) {
+    Record r = http(RecordSide::kClient, 4, 41, cookie, start, end, path);
+    r.exec_ctx = g;
+    return r;
+  };
+  // Request A starts the worker (sync.Once); while A still runs, the worker
+  // makes B's call, and starts a short-lived goroutine for another of B's.
+  h.linker.server_request_bytes(5, 4, 40, a, 100);
+  h.linker.go_spawn(4, a, worker, 101);
+  h.linker.server_request_bytes(8, 4, 40, b, 110);
+  h.linker.add(call(6, worker, 120, 130, "/for-b"));
+  h.linker.go_spawn(4, worker, job, 131);
+  h.linker.add(call(7, job, 132, 140, "/for-b-too"));
+  h.linker.go_exit(4, job, 141);
+  h.linker.add(http(RecordSide::kServer, 4, 40, 8, 110, 190, "/b"));
+  h.linker.add(http(RecordSide::kServer, 4, 40, 5, 100, 200, "/a"));
+  h.linker.go_exit(4, worker, 200 + 60'000'000); // much later: not with the request
+  h.linker.tick(1'000'000'000);
+  REQUIRE(h.out.size() == 4);
+  for (const char* path : {"/for-b", "/for-b-too"}) {
+    auto* c = h.find(RecordSide::kClient, 4, path);
+    REQUIRE(c);
+    CHECK_FALSE(c->span.has_parent());
+    CHECK(c->get_str("odigos.trace.unlinked") == "outlived");
+  }
+  CHECK(h.linker.stats().in_process == 0);
 }
 
 TEST_CASE("linker: a goroutine's call is judged by the goroutine that made it, not a later one on its g",
@@ -404,6 +456,7 @@ TEST_CASE("linker: a goroutine's call is judged by the goroutine that made it, n
   h.linker.go_spawn(4, b_handler, 0xc000020000, 190);
   Record r = with_header(call(12, 0xc000020000, 200, 210, "/own-trace"));
   h.linker.add(r);
+  h.linker.go_exit(4, 0xc000020000, 220);
   h.linker.add(http(RecordSide::kServer, 4, 40, 8, 105, 300, "/b"));
   auto* own = h.find(RecordSide::kClient, 4, "/own-trace");
   REQUIRE(own);
@@ -417,7 +470,7 @@ TEST_CASE("linker: asks for goroutine creations once per Go process, when a call
   Harness h;
   h.go_pids = {4, 5};
   std::vector<uint32_t> asked;
-  h.linker.on_need_spawns([&](uint32_t pid) { asked.push_back(pid); });
+  h.linker.on_need_spawns([&](uint32_t pid, const Record&) { asked.push_back(pid); });
   auto call = [](uint32_t pid, uint64_t cookie, uint64_t g, uint64_t start, const char* path) {
     Record r = http(RecordSide::kClient, pid, pid * 10, cookie, start, start + 10, path);
     r.exec_ctx = g;
@@ -486,6 +539,7 @@ TEST_CASE("linker: a goroutine's parent must have exactly one request, and losse
   Record r4 = http(RecordSide::kClient, 4, 41, 15, 350, 360, "/w");
   r4.exec_ctx = 0xc000040000;
   h.linker.add(r4);
+  h.linker.go_exit(4, 0xc000040000, 370);
   h.linker.add(http(RecordSide::kServer, 4, 40, 13, 300, 400, "/front"));
   REQUIRE(h.out.size() == 5);
   CHECK(parent_of(*h.find(RecordSide::kClient, 4, "/w"), *h.find(RecordSide::kServer, 4, "/front")));
