@@ -742,9 +742,7 @@ def check_fan(topo, recs, ids, pooled_ids):
     judge = tally.judge
 
     def one(want, pred, what):
-        got = [r for r in recs if role(topo, r) == want and pred(r)]
-        check(len(got) == 1, f"{len(got)} {want} spans for {what}")
-        return got[0]
+        return one_span(topo, recs, want, pred, what)
 
     for rid in ids:
         srv = one("go.server.http", lambda r: get(r, "url.path") == f"/fan/{rid}", f"/fan/{rid}")
@@ -755,17 +753,11 @@ def check_fan(topo, recs, ids, pooled_ids):
         judge(one("py.server.http", lambda r: get(r, "url.path") == f"/py/{rid}", f"/py/{rid}"), cli)
     pooled_wrong, pooled_unlinked = [], 0
     for rid in pooled_ids:
-        srv = one("go.server.http", lambda r: get(r, "url.path") == f"/pooled/{rid}",
-                  f"/pooled/{rid}")
-        key = f"pooled:{rid}"
-        cli = one("go.client.redis", lambda r: key in (get(r, "db.query.text") or ""), key)
-        p = cli.get("parent_span_id")
-        if not p:
+        _, _, parent = worker_call(topo, recs, by_span, "pooled", rid)
+        if parent is None:
             pooled_unlinked += 1
-        elif p != srv["span_id"]:
-            other = by_span.get(p)
-            pooled_wrong.append(f"{line(topo, cli)}\n    parent "
-                                f"{line(topo, other) if other else p + ' (not in the output)'}")
+        elif parent != "own":
+            pooled_wrong.append(parent)
     linked, wrong, problems = tally.linked, tally.wrong, tally.problems
     expected = 4 * len(ids)
     print(f"  (E) goroutines started by {len(ids)} handlers ({FAN} sequential, {FAN} concurrent): "
@@ -779,6 +771,30 @@ def check_fan(topo, recs, ids, pooled_ids):
           "\n  ".join(problems[:6]))
 
 
+def one_span(topo, recs, want, pred, what):
+    got = [r for r in recs if role(topo, r) == want and pred(r)]
+    check(len(got) == 1, f"{len(got)} {want} spans for {what}")
+    return got[0]
+
+
+def worker_call(topo, recs, by_span, path, rid):
+    """The server span of /<path>/<rid>, the Redis call its job made (INCR <path>:<rid>) and
+    that call's parent: None (unlinked), "own" (the request's server span), else a description
+    of the other parent."""
+    srv = one_span(topo, recs, "go.server.http", lambda r: get(r, "url.path") == f"/{path}/{rid}",
+                   f"/{path}/{rid}")
+    key = f"{path}:{rid}"
+    cli = one_span(topo, recs, "go.client.redis", lambda r: key in (get(r, "db.query.text") or ""), key)
+    p = cli.get("parent_span_id")
+    if not p:
+        return srv, cli, None
+    if p == srv["span_id"]:
+        return srv, cli, "own"
+    other = by_span.get(p)
+    return srv, cli, (f"{line(topo, cli)}\n    parent "
+                      f"{line(topo, other) if other else p + ' (not in the output)'}")
+
+
 def span_times(r):
     start = int(r["time_unix_nano"])
     return start, start + int(float(r["duration_ms"]) * 1e6)
@@ -789,28 +805,18 @@ def check_lazy(topo, recs, first, later):
     calls while that request still runs: none may be under the first request (or any other
     than its own)."""
     by_span = {r["span_id"]: r for r in recs if "span_id" in r}
-
-    def one(want, pred, what):
-        got = [r for r in recs if role(topo, r) == want and pred(r)]
-        check(len(got) == 1, f"{len(got)} {want} spans for {what}")
-        return got[0]
-
-    first_srv = one("go.server.http", lambda r: get(r, "url.path") == f"/lazy/{first}", first)
+    first_srv = one_span(topo, recs, "go.server.http", lambda r: get(r, "url.path") == f"/lazy/{first}",
+                         first)
     f0, f1 = span_times(first_srv)
     wrong, unlinked, during = [], 0, 0
     for rid in [first] + later:
-        srv = one("go.server.http", lambda r: get(r, "url.path") == f"/lazy/{rid}", rid)
-        key = f"lazy:{rid}"
-        cli = one("go.client.redis", lambda r: key in (get(r, "db.query.text") or ""), key)
+        _, cli, parent = worker_call(topo, recs, by_span, "lazy", rid)
         if rid != first and f0 <= span_times(cli)[0] <= f1:
             during += 1
-        p = cli.get("parent_span_id")
-        if not p:
+        if parent is None:
             unlinked += 1
-        elif p != srv["span_id"]:
-            other = by_span.get(p)
-            wrong.append(f"{line(topo, cli)}\n    parent "
-                         f"{line(topo, other) if other else p + ' (not in the output)'}")
+        elif parent != "own":
+            wrong.append(parent)
     print(f"  (E) a worker started by the first /lazy/ request's handler: {during} of {len(later)} "
           f"later requests' calls made while the first still ran; {unlinked} of {len(later) + 1} "
           f"calls unlinked, {len(wrong)} under another request")

@@ -224,6 +224,13 @@ Record with_header(Record r) {
   return r;
 }
 
+// A client call of Go process pid made on goroutine g (thread pid * 10 + 1).
+Record go_call(uint32_t pid, uint64_t cookie, uint64_t g, uint64_t start, uint64_t end, const char* path) {
+  Record r = http(RecordSide::kClient, pid, pid * 10 + 1, cookie, start, end, path);
+  r.exec_ctx = g;
+  return r;
+}
+
 bool parent_of(const Record& child, const Record& parent) {
   return child.span.parent_span_id == parent.span.span_id &&
          child.span.trace_id == parent.span.trace_id;
@@ -323,11 +330,6 @@ TEST_CASE("linker: goroutines a Go handler starts work for its request while it 
   const uint64_t handler = 0xc000001000, other = 0xc000002000;
   const uint64_t child = 0xc000010000, grandchild = 0xc000020000, idle_child = 0xc000030000;
   const uint64_t lingering = 0xc000040000;
-  auto call = [](uint64_t cookie, uint64_t g, uint64_t start, uint64_t end, const char* path) {
-    Record r = http(RecordSide::kClient, 4, 41, cookie, start, end, path);
-    r.exec_ctx = g;
-    return r;
-  };
   // Two requests on two goroutines; the first handler starts a goroutine,
   // which starts another, both ending before the request does; and one that
   // lives on. A goroutine with no request starts one too.
@@ -337,10 +339,10 @@ TEST_CASE("linker: goroutines a Go handler starts work for its request while it 
   h.linker.go_spawn(4, child, grandchild, 112);
   h.linker.go_spawn(4, 0xc000099000, idle_child, 114);
   h.linker.go_spawn(4, handler, lingering, 116);
-  h.linker.add(call(6, child, 120, 130, "/from-child"));
-  h.linker.add(call(7, grandchild, 125, 140, "/from-grandchild"));
-  h.linker.add(call(9, idle_child, 126, 141, "/from-idle"));
-  h.linker.add(call(11, lingering, 127, 142, "/from-lingering"));
+  h.linker.add(go_call(4, 6, child, 120, 130, "/from-child"));
+  h.linker.add(go_call(4, 7, grandchild, 125, 140, "/from-grandchild"));
+  h.linker.add(go_call(4, 9, idle_child, 126, 141, "/from-idle"));
+  h.linker.add(go_call(4, 11, lingering, 127, 142, "/from-lingering"));
   REQUIRE(h.out.size() == 1); // the idle goroutine's call: nothing to wait for
   CHECK_FALSE(h.out[0].span.has_parent());
   CHECK(h.out[0].get("odigos.trace.unlinked") == nullptr);
@@ -369,7 +371,7 @@ TEST_CASE("linker: goroutines a Go handler starts work for its request while it 
   CHECK(h.linker.stats().unlinked_outlived == 1);
   // The request is over: a call it makes now is not linked either (its
   // request's span is already out), and it says why.
-  h.linker.add(call(6, lingering, 300, 310, "/late"));
+  h.linker.add(go_call(4, 6, lingering, 300, 310, "/late"));
   REQUIRE(h.out.size() == 7);
   CHECK_FALSE(h.out[6].span.has_parent());
   CHECK(h.out[6].get_str("odigos.trace.unlinked") == "parent_ended");
@@ -379,14 +381,14 @@ TEST_CASE("linker: goroutines a Go handler starts work for its request while it 
   h.linker.server_request_bytes(10, 4, 40, handler, 400);
   h.linker.go_spawn(4, handler, child, 405);
   h.linker.go_spawn(4, 0xc000099000, child, 410); // child exited; its g serves a new goroutine
-  h.linker.add(call(6, child, 420, 430, "/reused"));
+  h.linker.add(go_call(4, 6, child, 420, 430, "/reused"));
   REQUIRE(h.out.size() == 8);
   CHECK_FALSE(h.out[7].span.has_parent());
   CHECK(h.out[7].get("odigos.trace.unlinked") == nullptr);
   // The same with a creator that is not a user goroutine (parent 0).
   h.linker.go_spawn(4, handler, child, 440);
   h.linker.go_spawn(4, 0, child, 445);
-  h.linker.add(call(6, child, 450, 460, "/from-scheduler"));
+  h.linker.add(go_call(4, 6, child, 450, 460, "/from-scheduler"));
   REQUIRE(h.out.size() == 9);
   CHECK_FALSE(h.out[8].span.has_parent());
 }
@@ -396,19 +398,14 @@ TEST_CASE("linker: a worker a request happens to start is not taken for that req
   Harness h;
   h.go_pids.insert(4);
   const uint64_t a = 0xc000001000, b = 0xc000002000, worker = 0xc000010000, job = 0xc000020000;
-  auto call = [](uint64_t cookie, uint64_t g, uint64_t start, uint64_t end, const char* path) {
-    Record r = http(RecordSide::kClient, 4, 41, cookie, start, end, path);
-    r.exec_ctx = g;
-    return r;
-  };
   // Request A starts the worker (sync.Once); while A still runs, the worker
   // makes B's call, and starts a short-lived goroutine for another of B's.
   h.linker.server_request_bytes(5, 4, 40, a, 100);
   h.linker.go_spawn(4, a, worker, 101);
   h.linker.server_request_bytes(8, 4, 40, b, 110);
-  h.linker.add(call(6, worker, 120, 130, "/for-b"));
+  h.linker.add(go_call(4, 6, worker, 120, 130, "/for-b"));
   h.linker.go_spawn(4, worker, job, 131);
-  h.linker.add(call(7, job, 132, 140, "/for-b-too"));
+  h.linker.add(go_call(4, 7, job, 132, 140, "/for-b-too"));
   h.linker.go_exit(4, job, 141);
   h.linker.add(http(RecordSide::kServer, 4, 40, 8, 110, 190, "/b"));
   h.linker.add(http(RecordSide::kServer, 4, 40, 5, 100, 200, "/a"));
@@ -429,18 +426,13 @@ TEST_CASE("linker: a goroutine's call is judged by the goroutine that made it, n
   Harness h;
   h.go_pids.insert(4);
   const uint64_t a_handler = 0xc000001000, b_handler = 0xc000002000, g = 0xc000010000;
-  auto call = [](uint64_t cookie, uint64_t ctx, uint64_t start, uint64_t end, const char* path) {
-    Record r = http(RecordSide::kClient, 4, 41, cookie, start, end, path);
-    r.exec_ctx = ctx;
-    return r;
-  };
   // Request A's goroutine makes a call (120..130) and exits; its g is reused
   // at 140 by a goroutine of request B before the call's record is decoded.
   h.linker.server_request_bytes(5, 4, 40, a_handler, 100);
   h.linker.server_request_bytes(8, 4, 40, b_handler, 105);
   h.linker.go_spawn(4, a_handler, g, 110);
   h.linker.go_spawn(4, b_handler, g, 140);
-  h.linker.add(call(6, g, 120, 130, "/made-for-a"));
+  h.linker.add(go_call(4, 6, g, 120, 130, "/made-for-a"));
   REQUIRE(h.out.size() == 1); // not under B; A is not known any more: a root
   CHECK_FALSE(h.out[0].span.has_parent());
   CHECK(h.out[0].get("odigos.trace.unlinked") == nullptr);
@@ -448,13 +440,13 @@ TEST_CASE("linker: a goroutine's call is judged by the goroutine that made it, n
   // an idle creator's goroutine: that request is not the new goroutine's.
   h.linker.server_request_bytes(9, 4, 40, 0xc000003000, 150);
   h.linker.go_spawn(4, 0xc000099000, 0xc000003000, 160);
-  h.linker.add(call(7, 0xc000003000, 170, 180, "/stale-own"));
+  h.linker.add(go_call(4, 7, 0xc000003000, 170, 180, "/stale-own"));
   REQUIRE(h.out.size() == 2);
   CHECK_FALSE(h.out[1].span.has_parent());
   // A call carrying its own traceparent of another trace: trace_conflict, and
   // the spawned link is not counted.
   h.linker.go_spawn(4, b_handler, 0xc000020000, 190);
-  Record r = with_header(call(12, 0xc000020000, 200, 210, "/own-trace"));
+  Record r = with_header(go_call(4, 12, 0xc000020000, 200, 210, "/own-trace"));
   h.linker.add(r);
   h.linker.go_exit(4, 0xc000020000, 220);
   h.linker.add(http(RecordSide::kServer, 4, 40, 8, 105, 300, "/b"));
@@ -472,9 +464,7 @@ TEST_CASE("linker: asks for goroutine creations once per Go process, when a call
   std::vector<uint32_t> asked;
   h.linker.on_need_spawns([&](uint32_t pid, const Record&) { asked.push_back(pid); });
   auto call = [](uint32_t pid, uint64_t cookie, uint64_t g, uint64_t start, const char* path) {
-    Record r = http(RecordSide::kClient, pid, pid * 10, cookie, start, start + 10, path);
-    r.exec_ctx = g;
-    return r;
+    return go_call(pid, cookie, g, start, start + 10, path);
   };
   // Go process 5: calls from its handler goroutine have their request.
   h.linker.server_request_bytes(50, 5, 50, 0xc000001000, 100);
