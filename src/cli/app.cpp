@@ -349,6 +349,8 @@ int run_tracer(const Options& opt_in, const char* self_exe) {
       topt, clock, [&](Record& r) { linker.add(r); },
       [&](uint64_t cookie) { probes->ignore_conn(cookie); },
       [&](const ot_proc_event& ev) {
+        // (Not on exit: records of its connections may still come.)
+        if (ev.hdr.type == OT_EV_PROC_EXEC) linker.process_changed(ev.hdr.tgid);
         if (!tls) return;
         if (ev.hdr.type == OT_EV_PROC_FORK) tls->on_fork(ev.ppid);
         if (ev.hdr.type == OT_EV_PROC_EXIT) tls->forget(ev.hdr.tgid);

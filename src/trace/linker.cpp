@@ -898,6 +898,13 @@ void Linker::go_exit(uint32_t pid, uint64_t g, uint64_t ts) {
 
 void Linker::events_lost() { impl_->spawned.clear(); }
 
+void Linker::process_changed(uint32_t pid) {
+  Impl& m = *impl_;
+  m.go_cache.erase(pid);
+  m.spawns_asked.erase(pid);
+  m.go_servers.erase(pid);
+}
+
 void Linker::conn_end(uint64_t cookie) {
   Impl& m = *impl_;
   auto c = m.conns.find(cookie);

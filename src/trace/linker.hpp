@@ -93,6 +93,10 @@ class Linker : public ConnObserver {
   void tick(uint64_t now_mono_ns);
   // End of tracing: everything still waiting is resolved (unlinked) and emitted.
   void finish();
+  // Process pid exec'd another program: what was cached about it
+  // (whether it is Go, whether it serves, whether goroutine probes were
+  // asked for) is forgotten.
+  void process_changed(uint32_t pid);
   // Ring-buffer events were lost: goroutine creations may be among them, so
   // what was known of goroutine ancestry is forgotten (a g struct is reused
   // once its goroutine exits: a missed creation would leave a stale parent).

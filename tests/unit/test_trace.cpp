@@ -484,6 +484,13 @@ TEST_CASE("linker: asks for goroutine creations once per Go process, when a call
   h.linker.add(call(4, 42, 0xc000003000, 130, "/orphan2"));
   CHECK(asked == std::vector<uint32_t>{4});
   CHECK(parent_of(*h.find(RecordSide::kClient, 5, "/handler"), *h.find(RecordSide::kServer, 5)));
+  // Process 4 exec'd another Go program: that one is asked for once it serves.
+  h.linker.process_changed(4);
+  h.linker.add(call(4, 43, 0xc000004000, 140, "/orphan3"));
+  CHECK(asked.size() == 1); // not known to serve yet
+  h.linker.server_request_bytes(44, 4, 40, 0xc000009000, 150);
+  h.linker.add(call(4, 45, 0xc000005000, 160, "/orphan4"));
+  CHECK(asked == std::vector<uint32_t>{4, 4});
 }
 
 TEST_CASE("linker: a goroutine's parent must have exactly one request, and losses forget ancestry",
