@@ -825,7 +825,7 @@ void Linker::tick(uint64_t now) {
 void Linker::finish() { impl_->sweep(true); }
 
 const LinkerStats& Linker::stats() const { return impl_->stats; }
-size_t Linker::pending() const { return impl_->waiting.size(); }
+size_t Linker::pending() const { return impl_->waiting.size() + impl_->exit_waiting.size(); }
 
 void Linker::conn_open(uint64_t cookie, uint32_t pid, const ot_addr& local, const ot_addr& remote) {
   Impl& m = *impl_;

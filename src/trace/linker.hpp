@@ -103,7 +103,7 @@ class Linker : public ConnObserver {
   void events_lost();
 
   const LinkerStats& stats() const;
-  size_t pending() const; // spans waiting for a record they depend on
+  size_t pending() const; // spans waiting for a record they depend on, or for goroutine exits
 
   // ConnObserver
   void conn_open(uint64_t cookie, uint32_t pid, const ot_addr& local, const ot_addr& remote) override;

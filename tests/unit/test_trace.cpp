@@ -353,8 +353,10 @@ TEST_CASE("linker: goroutines a Go handler starts work for its request while it 
   // child's exit, which comes just after the response (its WaitGroup.Done
   // woke the handler).
   REQUIRE(h.out.size() == 3);
+  CHECK(h.linker.pending() == 3); // the child's, the grandchild's and the lingering goroutine's
   h.linker.go_exit(4, child, 205);
   REQUIRE(h.out.size() == 5);
+  CHECK(h.linker.pending() == 1);
   auto* first = h.find(RecordSide::kServer, 4, "/first");
   REQUIRE(first);
   CHECK(parent_of(*h.find(RecordSide::kClient, 4, "/from-child"), *first));
