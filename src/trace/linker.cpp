@@ -119,7 +119,6 @@ struct IncHash {
 struct Node {
   Record rec;
   uint64_t seq = 0;     // index of the exchange on its connection
-  uint64_t ctx = 0;     // execution context (thread id, or goroutine)
   uint64_t content = 0; // content_of(rec)
   uint64_t arrived = 0; // kernel clock, for the wait bound
   // Waiting for records (the mirror client exchange, or the server requests
@@ -317,19 +316,6 @@ struct Linker::Impl {
     }
   }
 
-  // Where the other end of `cookie` is, if it is traced too.
-  const Conn* mirror(uint64_t cookie, uint64_t* mirror_cookie) {
-    auto it = conns.find(cookie);
-    if (it == conns.end() || it->second.pair.local.family == AF_UNIX) return nullptr;
-    PairKey m{it->second.pair.remote, it->second.pair.local};
-    auto p = by_pair.find(m);
-    if (p == by_pair.end() || p->second == cookie) return nullptr;
-    auto c = conns.find(p->second);
-    if (c == conns.end()) return nullptr;
-    *mirror_cookie = p->second;
-    return &c->second;
-  }
-
   void add(Record& r);
   void depend(Node* n, ExchKey k);
   void arrive(Node* n, ExchKey k);
@@ -440,7 +426,6 @@ void Linker::Impl::add(Record& in) {
   nodes.emplace(n, std::move(owned));
   n->rec = in;
   n->seq = seq;
-  n->ctx = ctx;
   n->content = content_of(in);
   n->arrived = now;
   n->multi = multi;

@@ -12,7 +12,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "otlp"))
 from harness import (Tracer, check, free_port, require_root, run_main,  # noqa: E402
                      start_python_server, stop)
-from otlp_helpers import Receiver, attrs, otlp_summary, require_codec, spans_of  # noqa: E402
+from otlp_helpers import Receiver, attrs, export_run, require_codec, spans_of  # noqa: E402
 
 REQUESTS = [("/fast", 200), ("/fast", 200), ("/fast", 200), ("/error", 500)]
 
@@ -21,30 +21,26 @@ def scenario(a, name, py, py_port, targets, extra=None, env_extra=None, flag=Tru
              content_type="application/x-protobuf", encoding="", headers=None):
     print(f"== {name}")
     recv = Receiver()
-    tracer = None
+    env = dict(os.environ, **(env_extra or {}))
+    env = {k: v.replace("RECEIVER", recv.url) for k, v in env.items()}
+    args = list(extra or [])
+    if flag:
+        args += ["--otlp-endpoint", recv.url]
     try:
-        env = dict(os.environ, **(env_extra or {}))
-        env = {k: v.replace("RECEIVER", recv.url) for k, v in env.items()}
-        args = list(extra or [])
-        if flag:
-            args += ["--otlp-endpoint", recv.url]
-        tracer = Tracer(a.binary, targets, extra=args, env=env).wait_attached()
+        tracer = Tracer(a.binary, targets, extra=args, env=env)
+    except BaseException:
+        recv.stop()
+        raise
+
+    def drive():
         for path, _ in REQUESTS:
             subprocess.run(["curl", "-s", "-o", "/dev/null", f"http://127.0.0.1:{py_port}{path}"],
                            check=True, timeout=30)
         time.sleep(1.5)  # at least one batch goes out before the exit flush
-        rc = tracer.stop()
-    finally:
-        if tracer and tracer.proc.poll() is None:
-            tracer.stop()
-        reqs = recv.requests()
-        recv.stop()
-    check(rc == 0, f"tracer exit code {rc}:\n{tracer.stderr()}")
-    summ = otlp_summary(tracer.stderr())
-    print("  " + summ["line"])
+
+    reqs, summ = export_run(recv, tracer, drive)
     check(reqs, "the receiver got no request")
     for r in reqs:
-        check(r["error"] is None, f"the official codec rejected a request: {r['error']}")
         check(r["status"] == 200 and r["path"] == "/v1/traces" and r["method"] == "POST",
               f"request {r['method']} {r['path']} answered {r['status']}")
         check(r["contentType"] == content_type, f"Content-Type {r['contentType']}")

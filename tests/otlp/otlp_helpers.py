@@ -112,3 +112,23 @@ def otlp_summary(stderr):
                     "dropped": int(m.group(3)), "failed": int(m.group(4)),
                     "reason": m.group(5) or "", "line": line}
     raise Failure("no 'OTLP: ...' summary line on stderr:\n" + stderr)
+
+
+def export_run(recv, tracer, drive):
+    """One export scenario: once `tracer` (started, exporting to `recv`) is attached, drive()
+    makes the traffic; then the tracer and the receiver stop. Checks the tracer's exit code and
+    that the official codec accepted every request; returns (requests, parsed summary)."""
+    try:
+        tracer.wait_attached()
+        drive()
+        rc = tracer.stop()
+    finally:
+        tracer.stop()
+        reqs = recv.requests()
+        recv.stop()
+    check(rc == 0, f"tracer exit code {rc}:\n{tracer.stderr()}")
+    summ = otlp_summary(tracer.stderr())
+    print("  " + summ["line"])
+    for r in reqs:
+        check(r["error"] is None, f"the official codec rejected a request: {r['error']}")
+    return reqs, summ
