@@ -9,6 +9,7 @@
 #include <poll.h>
 #include <fmt/format.h>
 #include <map>
+#include <optional>
 #include <set>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -178,6 +179,9 @@ int run_tracer(const Options& opt_in, const char* self_exe) {
       sinks.push_back(std::move(otlp));
     }
   }
+  // Spans are for the sinks that write them (NDJSON, OTLP, --traces); the
+  // terminal lines alone need no linking (and are then never held back).
+  const bool link_spans = opt.json || out_file || opt.traces || otlp_resources;
 
   // ---- launch mode / demo: create the held children -----------------------
   Launcher launcher;
@@ -341,16 +345,30 @@ int run_tracer(const Options& opt_in, const char* self_exe) {
   topt.detect = opt.detect;
   // Request records become spans: the linker gives them their trace and
   // parent, and hands them to the sinks (a trace root first).
-  // Go >= 1.17 keeps the goroutine in R14: its unit of work.
-  trace::Linker linker(trace::LinkerOptions{}, emit, [](uint32_t pid) {
-    return GoBinary::minor_version_of(fmt::format("/proc/{}/exe", pid)) >= 17;
-  });
+  // Go >= 1.17 keeps the goroutine in R14: its unit of work. Asked once per
+  // process, answered once per executable (prefork servers: many processes).
+  std::map<std::pair<uint64_t, uint64_t>, bool> go_by_exe;
+  std::optional<trace::Linker> linker;
+  if (link_spans)
+    linker.emplace(trace::LinkerOptions{}, emit, [&](uint32_t pid) {
+      const std::string exe = fmt::format("/proc/{}/exe", pid);
+      struct stat st{};
+      if (stat(exe.c_str(), &st) != 0) return false;
+      auto [it, fresh] = go_by_exe.try_emplace({uint64_t(st.st_dev), uint64_t(st.st_ino)}, false);
+      if (fresh) it->second = GoBinary::minor_version_of(exe) >= 17;
+      if (go_by_exe.size() > 4096) go_by_exe.clear();
+      return it->second;
+    });
   ConnTracker tracker(
-      topt, clock, [&](Record& r) { linker.add(r); },
+      topt, clock,
+      [&](Record& r) {
+        if (linker) linker->add(r);
+        else emit(r);
+      },
       [&](uint64_t cookie) { probes->ignore_conn(cookie); },
       [&](const ot_proc_event& ev) {
         // (Not on exit: records of its connections may still come.)
-        if (ev.hdr.type == OT_EV_PROC_EXEC) linker.process_changed(ev.hdr.tgid);
+        if (linker && ev.hdr.type == OT_EV_PROC_EXEC) linker->process_changed(ev.hdr.tgid);
         if (!tls) return;
         if (ev.hdr.type == OT_EV_PROC_FORK) tls->on_fork(ev.ppid);
         if (ev.hdr.type == OT_EV_PROC_EXIT) tls->forget(ev.hdr.tgid);
@@ -358,12 +376,12 @@ int run_tracer(const Options& opt_in, const char* self_exe) {
         // comes at the call's entry, before the mapping exists.
         else tls_rescan[ev.hdr.tgid] = 0;
       });
-  tracker.set_observer(&linker);
+  if (linker) tracker.set_observer(&*linker);
   // Go processes whose goroutine creations the linker asked for (attached
   // after the reader round).
   std::vector<std::pair<uint32_t, std::string>> spawns_wanted; // pid, the call that asked
-  if (tls) {
-    linker.on_need_spawns([&](uint32_t pid, const Record& call) {
+  if (tls && linker) {
+    linker->on_need_spawns([&](uint32_t pid, const Record& call) {
       std::string what = call.protocol;
       if (auto m = call.get_view("http.request.method"); !m.empty())
         what += fmt::format(" {} {}", m, call.get_view("url.path"));
@@ -372,7 +390,7 @@ int run_tracer(const Options& opt_in, const char* self_exe) {
       spawns_wanted.emplace_back(pid, fmt::format("{} to {}:{}", what, call.get_view("server.address"),
                                                   call.get_int("server.port")));
     });
-    linker.set_spawn_lost_counter([&] { return probes->go_spawn_lost(); });
+    linker->set_spawn_lost_counter([&] { return probes->go_spawn_lost(); });
   }
 
   // libbpf keeps consuming for as long as the kernel keeps producing; a
@@ -460,7 +478,7 @@ int run_tracer(const Options& opt_in, const char* self_exe) {
       }
     }
     tracker.tick(now);
-    linker.tick(now);
+    if (linker) linker->tick(now);
     if (tls && !spawns_wanted.empty()) {
       for (auto& [pid, call] : spawns_wanted)
         if (tls->follow_goroutines(pid) && opt.verbose)
@@ -508,7 +526,7 @@ int run_tracer(const Options& opt_in, const char* self_exe) {
         }
         r.set("odigos.lost_events_cpus", cpus);
         dropped_per_cpu = per_cpu;
-        linker.events_lost();
+        if (linker) linker->events_lost();
         emit(r);
         records--; // not a decoded record
         fmt::print(stderr, "odigos-trace: warning: {} events lost (ring buffer full); "
@@ -554,7 +572,7 @@ int run_tracer(const Options& opt_in, const char* self_exe) {
     if (n != kBudgetSpent && n <= 0) break;
   }
   tracker.finish(WallClock::monotonic_now_ns(), "incomplete");
-  linker.finish();
+  if (linker) linker->finish();
   uint64_t drops = probes->drops(OT_DROP_RINGBUF);
   uint64_t table_drops = probes->drops(OT_DROP_CONN_TABLE);
   uint64_t tls_unbound = probes->drops(OT_DROP_TLS_NO_SOCKET);
@@ -590,7 +608,7 @@ int run_tracer(const Options& opt_in, const char* self_exe) {
                                  "without a known socket",
                                  st.tls_connections, st.tls_not_decoded, tls_unbound)
                    : "");
-  const auto& ls = linker.stats();
+  const trace::LinkerStats ls = linker ? linker->stats() : trace::LinkerStats{};
   if ((!broken_pipe || opt.verbose) && ls.spans)
     fmt::print(stderr,
                "odigos-trace: traces: {} spans, {} linked ({} across processes, {} in a process{}), "

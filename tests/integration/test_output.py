@@ -30,12 +30,15 @@ def json_run(binary, server, port, extra):
     check(rc == 0, f"tracer exit {rc}: {t.stderr()}")
     recs = t.records()
     check(len(recs) == 1, f"expected 1 record, got {len(recs)}")
+    # Written records are spans: linked, and the summary counts them.
+    check("odigos-trace: traces: 1 spans" in t.stderr() and "span_id" in recs[0],
+          f"no span linking with -o: {t.stderr()}")
     return recs[0]
 
 
 def terminal_run(binary, server, port, env_extra, tty):
     """Runs the tracer with its stdout on a pipe or (tty=True) on a pseudo-terminal via
-    script(1); returns what the terminal got."""
+    script(1); returns what the terminal got, and (on a pipe) the tracer's stderr."""
     env = dict(os.environ, **env_extra)
     env.pop("NO_COLOR", None) if "NO_COLOR" not in env_extra else None
     cmd = [binary, "--pid", str(server.pid), "--show", "headers"]
@@ -47,20 +50,21 @@ def terminal_run(binary, server, port, env_extra, tty):
                              stderr=subprocess.DEVNULL)
     else:
         out_file = None
-        p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              text=True)
     time.sleep(1.5)  # attach (stderr is not ours to watch under script)
     curl_secret(port)
     time.sleep(0.5)
     subprocess.run(["pkill", "-INT", "-f", f"{binary} --pid {server.pid}"])
+    err = ""
     if tty:
         p.wait(20)
         with open(out_file, errors="replace") as f:
             text = f.read()
         os.unlink(out_file)
     else:
-        text, _ = p.communicate(timeout=20)
-    return text
+        text, err = p.communicate(timeout=20)
+    return text, err
 
 
 def test(a):
@@ -91,7 +95,10 @@ def test(a):
         check(get(r, "url.query") == "user=bob&token=abc123&page=2", str(r))
 
         # Terminal: columns, no colour on a pipe.
-        text = terminal_run(a.binary, server, port, {}, tty=False)
+        text, err = terminal_run(a.binary, server, port, {}, tty=False)
+        # The terminal lines alone need no linking: no span summary.
+        check("requests" in err or "records" in err, f"no exit summary on stderr: {err!r}")
+        check("odigos-trace: traces:" not in err, f"spans linked for the terminal alone: {err!r}")
         lines = [l for l in text.splitlines() if "/echo" in l]
         check(len(lines) == 1, f"terminal output: {text!r}")
         line = lines[0]
@@ -102,10 +109,10 @@ def test(a):
         check("> authorization: REDACTED" in text, f"--show headers on the terminal: {text!r}")
 
         # On a TTY: colour; with NO_COLOR: none.
-        text = terminal_run(a.binary, server, port, {}, tty=True)
+        text, _ = terminal_run(a.binary, server, port, {}, tty=True)
         check("/echo" in text, f"tty output: {text!r}")
         check(ANSI.search(text), f"no colour on a TTY: {text!r}")
-        text = terminal_run(a.binary, server, port, {"NO_COLOR": "1"}, tty=True)
+        text, _ = terminal_run(a.binary, server, port, {"NO_COLOR": "1"}, tty=True)
         check("/echo" in text, f"tty output: {text!r}")
         check(not ANSI.search(text.replace("\x1b[K", "")), f"colour despite NO_COLOR: {text!r}")
     finally:
