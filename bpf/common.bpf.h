@@ -215,10 +215,11 @@ struct {
 
 /* The execution context reported with a socket call (ot_data_event.user_ctx):
  * R14, the goroutine in Go programs, or for net/http's writeLoop the
- * goroutine whose request it writes. */
-static __always_inline __u64 exec_ctx(__u32 tgid, __u64 r14, __u64 cookie)
+ * goroutine whose request it writes (writes only: a writeLoop never reads,
+ * and reads need no lookup). */
+static __always_inline __u64 exec_ctx(__u32 tgid, __u64 r14, __u64 cookie, __u8 dir)
 {
-	if (!go_http_probes_active)
+	if (!go_http_probes_active || dir != OT_DIR_EGRESS)
 		return r14;
 	struct go_call_key k = {.tgid = tgid, .g = r14};
 	struct go_writer *w = bpf_map_lookup_elem(&go_writers, &k);
@@ -356,7 +357,7 @@ static __always_inline void emit_plaintext(const struct tls_call *call, __u64 co
 	/* In a probe or a syscall alike, the task's saved user registers. */
 	ev->user_ctx = exec_ctx(ev->hdr.tgid,
 				((struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf()))->r14,
-				cookie);
+				cookie, call->dir);
 	ev->role = OT_ROLE_UNKNOWN;
 	ev->pos = 0;
 	struct ot_conn_state *st = bpf_map_lookup_elem(&conns, &cookie);

@@ -244,7 +244,7 @@ static __always_inline int handle_io(struct sock *sk, int ret, int flags, __u8 d
 	unsigned long a1 = regs->si;
 	unsigned long a2 = regs->dx;
 	ev->syscall = (nr >= 0 && nr < OT_SYSCALL_OTHER) ? nr : OT_SYSCALL_OTHER;
-	ev->user_ctx = exec_ctx(tgid, regs->r14, cookie);
+	ev->user_ctx = exec_ctx(tgid, regs->r14, cookie, dir);
 	ev->fd = (__s32)a0;
 
 	__u32 cap = 0;

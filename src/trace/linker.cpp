@@ -238,6 +238,7 @@ struct Linker::Impl {
   std::unordered_set<uint32_t> go_servers;
   std::unordered_map<uint32_t, bool> go_cache;
   std::vector<Node*> retained;
+  std::vector<Node*> resolve_stack; // resolve_trace's scratch
   uint64_t last_sweep = 0;
 
   void deactivate(uint64_t cookie, Conn& c) {
@@ -424,22 +425,23 @@ void Linker::Impl::add(Record& in) {
   auto owned = std::make_unique<Node>();
   Node* n = owned.get();
   nodes.emplace(n, std::move(owned));
-  n->rec = in;
+  std::swap(n->rec, in); // taken, not copied: the caller's record is left empty
+  const Record& r = n->rec;
   n->seq = seq;
-  n->content = content_of(in);
+  n->content = content_of(r);
   n->arrived = now;
   n->multi = multi;
   n->spawned = via_spawn;
   n->ended = ended;
   n->chain = chain;
   n->retain = retain;
-  if (in.span_from_header) {
-    n->hdr_trace = in.span.trace_id;
-    n->hdr_parent = in.side == RecordSide::kClient ? in.span.span_id : in.span.parent_span_id;
+  if (r.span_from_header) {
+    n->hdr_trace = r.span.trace_id;
+    n->hdr_parent = r.side == RecordSide::kClient ? r.span.span_id : r.span.parent_span_id;
   }
-  if (!n->rec.span_from_header || n->rec.side != RecordSide::kClient) random_id(n->rec.span.span_id);
+  if (!r.span_from_header || r.side != RecordSide::kClient) random_id(n->rec.span.span_id);
   for (auto& k : deps) {
-    if (in.side == RecordSide::kServer && (dep_arrived || dep_ended)) {
+    if (r.side == RecordSide::kServer && (dep_arrived || dep_ended)) {
       n->deps.push_back(k);
       if (dep_arrived) arrived[k]->pins++;
     } else {
@@ -522,7 +524,6 @@ void Linker::Impl::decide(Node* n, bool forced) {
     decide_client(n);
   }
   std::vector<ExchKey> deps = std::move(n->deps);
-  n->deps.clear();
   if (n->parent && !n->parent->emitted) {
     n->parent->trace_waiters.push_back(n);
   } else {
@@ -660,7 +661,8 @@ void Linker::Impl::inherit(Node* c, Node* p) {
 // n has its parent's ids (or no parent): it gets a trace if it has none, is
 // emitted, and so are the children that waited for it.
 void Linker::Impl::resolve_trace(Node* first) {
-  std::vector<Node*> stack{first};
+  std::vector<Node*>& stack = resolve_stack; // emit() never comes back here
+  stack.assign(1, first);
   while (!stack.empty()) {
     Node* n = stack.back();
     stack.pop_back();

@@ -85,7 +85,8 @@ class Linker : public ConnObserver {
 
   // Every record from the tracker; non-request records pass straight through.
   // A span decided at once is given its ids in place and emitted without a
-  // copy; one that waits is copied.
+  // copy; one that waits is taken (swapped out: `r` is left empty, as a
+  // record the caller clears and fills again).
   void add(Record& r);
   void add(Record&& r) { add(r); }
   void add(const Record&) = delete; // would copy into a temporary: pass the record itself
