@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "core/text.hpp"
 #include "export/otlp_json.hpp"
 #include "export/otlp_proto.hpp"
 #include "loader/go_binary.hpp"
@@ -18,18 +19,6 @@ namespace odigos::otlp {
 
 namespace {
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
-int hexval(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
 
 // Up to `limit` bytes of a file (procfs files have no size).
 std::string read_file(const std::string& path, size_t limit) {
@@ -48,10 +37,6 @@ std::string read_file(const std::string& path, size_t limit) {
   return out;
 }
 
-std::string basename_of(const std::string& path) {
-  size_t slash = path.rfind('/');
-  return slash == std::string::npos ? path : path.substr(slash + 1);
-}
 
 void put(KeyValues& kvs, std::string_view key, AttrValue v) {
   for (auto& kv : kvs)
@@ -73,7 +58,7 @@ std::optional<std::string> percent_decode(std::string_view s) {
       continue;
     }
     if (i + 2 >= s.size()) return std::nullopt;
-    int hi = hexval(s[i + 1]), lo = hexval(s[i + 2]);
+    int hi = hex_digit(s[i + 1]), lo = hex_digit(s[i + 2]);
     if (hi < 0 || lo < 0) return std::nullopt;
     out.push_back(char(hi * 16 + lo));
     i += 2;
@@ -89,22 +74,22 @@ std::optional<std::vector<std::pair<std::string, std::string>>> parse_key_value_
     size_t comma = s.find(',', start);
     std::string_view member = s.substr(start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
     start = comma == std::string_view::npos ? s.size() + 1 : comma + 1;
-    if (trim(member).empty()) continue;
+    if (trim_ows(member).empty()) continue;
     size_t eq = member.find('=');
     if (eq == std::string_view::npos) {
-      if (error) *error = "'" + std::string(trim(member)) + "' is not key=value";
+      if (error) *error = "'" + std::string(trim_ows(member)) + "' is not key=value";
       return std::nullopt;
     }
-    std::string_view key = trim(member.substr(0, eq)), raw = trim(member.substr(eq + 1));
+    std::string_view key = trim_ows(member.substr(0, eq)), raw = trim_ows(member.substr(eq + 1));
     // Baggage metadata (";prop") is not part of this format.
     if (key.empty()) {
-      if (error) *error = "empty key in '" + std::string(trim(member)) + "'";
+      if (error) *error = "empty key in '" + std::string(trim_ows(member)) + "'";
       return std::nullopt;
     }
     auto k = percent_decode(key);
     auto v = percent_decode(raw);
     if (!k || !v) {
-      if (error) *error = "bad percent-encoding in '" + std::string(trim(member)) + "'";
+      if (error) *error = "bad percent-encoding in '" + std::string(trim_ows(member)) + "'";
       return std::nullopt;
     }
     out.emplace_back(std::move(*k), std::move(*v));
@@ -125,7 +110,7 @@ std::string Resource::service_name() const {
 
 std::string detect_language(const std::string& exe_path, const std::string& open_path) {
   if (exe_path.empty()) return "";
-  std::string name = basename_of(exe_path);
+  std::string_view name = basename_of(exe_path);
   auto starts = [&](const char* p) { return name.rfind(p, 0) == 0; };
   if (starts("python") || starts("pypy")) return "python";
   if (name == "node" || name == "nodejs") return "nodejs";
@@ -197,7 +182,7 @@ KeyValues build_resource(const ProcessFacts& p, const ResourceDefaults& d, std::
   put(kvs, "process.pid", int64_t(p.pid));
   if (!p.exe_path.empty()) {
     put(kvs, "process.executable.path", p.exe_path);
-    put(kvs, "process.executable.name", basename_of(p.exe_path));
+    put(kvs, "process.executable.name", std::string(basename_of(p.exe_path)));
   }
   if (!p.comm.empty()) put(kvs, "process.command", p.comm);
   if (!d.host_name.empty()) put(kvs, "host.name", d.host_name);
@@ -214,7 +199,7 @@ KeyValues build_resource(const ProcessFacts& p, const ResourceDefaults& d, std::
   std::string service = !p.otel_service_name.empty() ? p.otel_service_name
                         : !proc_service.empty()      ? proc_service
                         : !base_service.empty()      ? base_service
-                        : !p.exe_path.empty()        ? basename_of(p.exe_path)
+                        : !p.exe_path.empty()        ? std::string(basename_of(p.exe_path))
                                                      : p.comm;
   if (service.empty()) service = "unknown_service";
   // service.name first: easier to read in raw output.

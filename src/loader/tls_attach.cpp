@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 #include <sys/stat.h>
 
+#include "core/text.hpp"
 #include "loader/bpf_probes.hpp"
 #include "loader/procfs.hpp"
 
@@ -15,15 +16,10 @@ namespace odigos {
 
 namespace {
 
-std::string basename_of(const std::string& path) {
-  auto slash = path.rfind('/');
-  return slash == std::string::npos ? path : path.substr(slash + 1);
-}
-
 // A TLS library by its file name: its functions are expected, and a failure
 // to find cheap probe points in it is worth saying.
 int tls_library_kind(const std::string& path) {
-  std::string base = basename_of(path);
+  std::string_view base = basename_of(path);
   if (base.rfind("libssl.so", 0) == 0) return OT_TLS_OPENSSL;
   if (base.rfind("libgnutls.so", 0) == 0) return OT_TLS_GNUTLS;
   return 0;

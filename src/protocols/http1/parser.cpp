@@ -8,6 +8,8 @@
 #include <array>
 #include <cstring>
 
+#include "core/text.hpp"
+
 namespace odigos::http1 {
 namespace detail {
 namespace {
@@ -50,11 +52,6 @@ inline bool is(char c, uint8_t cls) { return (kClass[static_cast<unsigned char>(
 inline bool is_digit(char c) { return c >= '0' && c <= '9'; }
 inline char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
 
-std::string_view trim(std::string_view v) {
-  while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
-  while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
-  return v;
-}
 
 constexpr uint64_t kOnes = 0x0101010101010101ull;
 constexpr uint64_t kHigh = 0x8080808080808080ull;
@@ -123,7 +120,7 @@ bool parse_length(std::string_view v, uint64_t& out) {
   uint64_t first = 0;
   while (true) {
     const size_t comma = v.find(',');
-    const std::string_view item = trim(v.substr(0, comma));
+    const std::string_view item = trim_ows(v.substr(0, comma));
     if (item.empty() || item.size() > 18) return false;
     uint64_t n = 0;
     for (char c : item) {
@@ -146,7 +143,7 @@ bool last_coding_is_chunked(std::string_view v) {
   while (!v.empty()) {
     const size_t comma = v.find(',');
     std::string_view item = v.substr(0, comma);
-    item = trim(item.substr(0, item.find(';')));
+    item = trim_ows(item.substr(0, item.find(';')));
     if (!item.empty()) last = item;
     if (comma == std::string_view::npos) break;
     v.remove_prefix(comma + 1);
@@ -251,7 +248,7 @@ bool parse_field_line(std::string_view line, std::vector<Header>& out, FieldKeep
   if (line.empty()) return false;
   if (line.front() == ' ' || line.front() == '\t') {
     if (keep ? !keep->seen : out.empty()) return false;
-    const std::string_view more = trim(line);
+    const std::string_view more = trim_ows(line);
     if (!all_text(more)) return false;
     if (keep && keep->prev_dropped) return true;
     std::string& value = out.back().value;
@@ -276,7 +273,7 @@ bool parse_field_line(std::string_view line, std::vector<Header>& out, FieldKeep
     if (!kept) return true;
     keep = nullptr; // stored below, fully validated
   }
-  const std::string_view value = trim(line.substr(colon + 1));
+  const std::string_view value = trim_ows(line.substr(colon + 1));
   if (!all_text(value)) return false;
   // Validate and lower-case in one branch-free pass (locals: no aliasing).
   char small[32];
@@ -321,7 +318,7 @@ bool parse_chunk_line(std::string_view line, uint64_t& size) {
     v = (v << 4) | static_cast<uint64_t>(d);
   }
   if (i == 0) return false;
-  std::string_view ext = trim(line.substr(i));
+  std::string_view ext = trim_ows(line.substr(i));
   if (!ext.empty() && (ext.front() != ';' || !all_text(ext))) return false;
   size = v;
   return true;

@@ -1,5 +1,7 @@
 #include "protocols/w3c/trace_context.hpp"
 
+#include "core/text.hpp"
+
 #include <algorithm>
 
 namespace odigos::w3c {
@@ -27,12 +29,6 @@ bool hex_bytes(std::string_view s, std::array<uint8_t, N>& out) {
 template <size_t N>
 bool all_zero(const std::array<uint8_t, N>& a) {
   return std::all_of(a.begin(), a.end(), [](uint8_t b) { return b == 0; });
-}
-
-std::string_view trim_ows(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
 }
 
 bool lcalpha(char c) { return c >= 'a' && c <= 'z'; }
