@@ -271,6 +271,14 @@ int run_tracer(const Options& opt_in, const char* self_exe) {
   // TLS plaintext: uprobes on the TLS libraries of the traced processes (or,
   // tracing everything, of every process that maps one).
   std::unique_ptr<TlsAttacher> tls;
+  // What the TLS attacher has to say: problems always, probe points with -v.
+  // `clear`: erase the status line first (once tracing).
+  auto report_tls = [&](bool clear) {
+    const char* pre = clear ? "\r\033[K" : "";
+    for (auto& m : tls->take_messages()) fmt::print(stderr, "{}odigos-trace: warning: {}\n", pre, m);
+    for (auto& m : tls->take_notes())
+      if (opt.verbose) fmt::print(stderr, "{}odigos-trace: {}\n", pre, m);
+  };
   if (opt.tls) {
     tls = std::make_unique<TlsAttacher>(*probes);
     if (pc.filter_pid) {
@@ -287,7 +295,7 @@ int run_tracer(const Options& opt_in, const char* self_exe) {
     } else if (cgroup_targets.empty()) {
       tls->scan_global(procfs::all_pids());
     }
-    for (auto& m : tls->take_messages()) fmt::print(stderr, "odigos-trace: warning: {}\n", m);
+    report_tls(false);
   }
 
   if (output_fd >= 0 && ftruncate(output_fd, 0) != 0) {
@@ -485,8 +493,7 @@ int run_tracer(const Options& opt_in, const char* self_exe) {
           fmt::print(stderr, "odigos-trace: following the goroutines of process {} (a call came "
                              "from a goroutine serving no request: {})\n", pid, call);
       spawns_wanted.clear();
-      for (auto& m : tls->take_messages())
-        fmt::print(stderr, "\r\033[Kodigos-trace: warning: {}\n", m);
+      report_tls(true);
     }
     if (tls && !tls_rescan.empty()) {
       for (auto it = tls_rescan.begin(); it != tls_rescan.end();) {
@@ -502,8 +509,7 @@ int run_tracer(const Options& opt_in, const char* self_exe) {
         if (it->second == 0) (it++)->second = now + kTlsRescanNs;
         else it = tls_rescan.erase(it);
       }
-      for (auto& m : tls->take_messages())
-        fmt::print(stderr, "\r\033[Kodigos-trace: warning: {}\n", m);
+      report_tls(true);
     }
     if (now - last_drop_check > 250'000'000ull) {
       last_drop_check = now;

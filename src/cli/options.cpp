@@ -143,7 +143,7 @@ ParseOutcome parse_options(int argc, char** argv) {
   app.add_option("--ringbuf-size", ringbuf, "Kernel ring buffer size (default 16M, power of two)");
   app.add_option("--max-connections", max_conns,
                  "Connections tracked at once (default 65536); beyond, the longest idle is evicted");
-  app.add_flag("-v,--verbose", o.verbose, "Debug output from libbpf and the loader");
+  app.add_flag("-v,--verbose", o.verbose, "Debug output from libbpf and the loader (TLS probe points with their file offsets)");
   app.add_flag("--no-color", o.color_never, "Never colour the terminal output");
 
   CLI::App* demo = app.add_subcommand("demo", "Start a small HTTP server and client and trace both");

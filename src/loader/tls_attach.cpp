@@ -82,6 +82,7 @@ void TlsAttacher::reaper_main() {
 }
 
 std::vector<std::string> TlsAttacher::take_messages() { return std::exchange(messages_, {}); }
+std::vector<std::string> TlsAttacher::take_notes() { return std::exchange(notes_, {}); }
 
 std::vector<std::string> TlsAttacher::system_libraries() {
   std::vector<std::string> out;
@@ -163,6 +164,20 @@ const TlsAttacher::Library& TlsAttacher::library(const FileKey& key, const std::
       messages_.push_back(fmt::format("TLS plaintext of '{}' not traced: {}", path, goerr));
     }
   }
+  if (lib.kind == OT_TLS_GO)
+    notes_.push_back(fmt::format(
+        "TLS probe points of '{}' (Go 1.{}): write {:#x}, read {:#x}, read copied {:#x}{}{}", path,
+        lib.go_minor, lib.write_offset, lib.read_offset, lib.copied_offset,
+        lib.http_round_trip ? fmt::format(", http round trip {:#x}, http request write {:#x}",
+                                          lib.http_round_trip, lib.http_request_write)
+                            : "",
+        lib.spawn ? fmt::format(", goroutine spawn {:#x}, goroutine exit {:#x} (on demand)",
+                                lib.spawn, lib.spawn_exit)
+                  : ""));
+  else if (lib.usable)
+    notes_.push_back(fmt::format("TLS probe points of '{}' ({}): read {:#x}, write {:#x} (entry and "
+                                 "return)", path, lib.kind == OT_TLS_GNUTLS ? "GnuTLS" : "OpenSSL",
+                                 lib.read_offset, lib.write_offset));
   return libs_.emplace(key, std::move(lib)).first->second;
 }
 

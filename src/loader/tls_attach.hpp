@@ -66,6 +66,9 @@ class TlsAttacher {
   // Problems worth telling the user, each once (a library without a cheap
   // probe point, an attach failure).
   std::vector<std::string> take_messages();
+  // Where each file got its probes (file offsets), once per file: for -v, and
+  // for benchmarks that put other probes on the same points.
+  std::vector<std::string> take_notes();
   // The libssl files a launched command would load (standard library paths).
   static std::vector<std::string> system_libraries();
 
@@ -118,6 +121,7 @@ class TlsAttacher {
   std::set<std::pair<uint32_t, FileKey>> failed_; // (who, file): not retried
   std::set<FileKey> global_;                      // files attached for every process
   std::vector<std::string> messages_;
+  std::vector<std::string> notes_;
 };
 
 } // namespace odigos

@@ -6,13 +6,16 @@ in Read the branch after the plaintext copy) and never on returns (Go moves goro
 a return probe crashes the program). Checked:
 1. A stripped server (-ldflags='-s -w': functions found through the pclntab) traced by PID;
    curl requests over HTTPS/1.1, GET and POST: records = curl's own statuses and sizes;
-   injected delays (/delay/MS) within [MS, curl's total time].
+   injected delays (/delay/MS) within [MS, curl's total time]. With -v the tracer names the
+   probe points once: the Go version of `go version`, three file offsets in the executable
+   segment.
 2. The Go client launched by the tracer (client side): one record per request it reports.
 3. --exe on the unstripped build, started after the tracer: server and client side of the
    same process, from its first request (the executable's probes are attached for every
    process running it, before it starts).
 The traced Go programs must exit cleanly (a crash would show here)."""
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -56,7 +59,7 @@ def server_part(a, exe):
     tracer = None
     try:
         wait_port(port)
-        tracer = Tracer(a.binary, ["--pid", str(srv.pid)]).wait_attached()
+        tracer = Tracer(a.binary, ["--pid", str(srv.pid), "-v"]).wait_attached()
         base = f"https://127.0.0.1:{port}"
         oracle = {}
         for path, data in (("/a", None), ("/post", "x" * 1000), ("/b", None),
@@ -87,7 +90,26 @@ def server_part(a, exe):
     check(get(got["/post"], "http.request.body.size") == 1000, f"POST body: {got['/post']}")
     print(f"stripped Go server by PID: {len(recs)} records = curl's statuses and sizes; "
           "delays within curl's totals")
+    points_note(tracer.stderr(), exe)
     return port
+
+
+def points_note(err, exe):
+    """-v names the probe points of the executable once: its Go version (from the build info
+    of a stripped binary) and file offsets inside its executable segment."""
+    notes = re.findall(r"TLS probe points of '([^']+)' \(Go 1\.(\d+)\): write (0x[0-9a-f]+), "
+                       r"read (0x[0-9a-f]+), read copied (0x[0-9a-f]+)", err)
+    check(len(notes) == 1 and os.path.samefile(notes[0][0], exe), f"-v probe-point lines: {notes}")
+    go_minor = re.search(r"go1\.(\d+)", subprocess.run(["go", "version"], capture_output=True,
+                                                       text=True).stdout).group(1)
+    check(notes[0][1] == go_minor, f"-v says Go 1.{notes[0][1]}, go version: 1.{go_minor}")
+    segs = subprocess.run(["readelf", "-lW", exe], capture_output=True, text=True).stdout
+    text = [(int(f[1], 16), int(f[1], 16) + int(f[4], 16)) for f in
+            (l.split() for l in segs.splitlines()) if f and f[0] == "LOAD" and "E" in f[6:-1]]
+    offs = [int(x, 16) for x in notes[0][2:]]
+    check(len(set(offs)) == 3 and all(any(lo <= o < hi for lo, hi in text) for o in offs),
+          f"-v offsets {notes[0][2:]} not 3 distinct offsets in the executable segment {text}")
+    print(f"-v: probe points of the stripped build named (Go 1.{go_minor}, {', '.join(notes[0][2:])})")
 
 
 def client_part(a, exe, port):

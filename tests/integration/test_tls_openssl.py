@@ -5,7 +5,9 @@
    nginx's own access log (method, URI, status, body bytes, worker pid) - every logged request
    is exactly one record, decoded from the plaintext (tls.established, url.scheme https,
    odigos.tls.library openssl), and no connection is left "not decoded".
-2. curl launched by the tracer (client side, probes attached before it execs).
+2. curl launched by the tracer (client side, probes attached before it execs), with -v: the
+   probe points it names in libssl are the internal functions objdump finds SSL_read and
+   SSL_write calling first.
 3. A Python `ssl` server that imports ssl (dlopen of _ssl and libssl) only after the tracer
    attached to it: the executable-mmap event brings the probes. Injected delays are measured
    within curl's own total time (the client's timing is the oracle), and every duration agrees
@@ -17,6 +19,7 @@
    about single-stepped probe points, and no process but the traced ones is probed (curl run
    beside the traced nginx makes no record)."""
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -125,9 +128,38 @@ def nginx_part(a, certdir):
     print(f"nginx: {len(recs)} HTTPS records = nginx's access log")
 
 
+def file_offset(lib, vaddr):
+    """The file offset of a virtual address of an ELF file (its LOAD segment)."""
+    out = subprocess.run(["readelf", "-lW", lib], capture_output=True, text=True, check=True).stdout
+    for line in out.splitlines():
+        f = line.split()
+        if f and f[0] == "LOAD":
+            off, va, size = int(f[1], 16), int(f[2], 16), int(f[5], 16)
+            if va <= vaddr < va + size:
+                return vaddr - va + off
+    raise AssertionError(f"{vaddr:#x} in no LOAD segment of {lib}")
+
+
+def first_call(lib, sym):
+    """objdump's view: the first direct call in `sym` that is not a PLT stub (OpenSSL 3's
+    SSL_read/SSL_write call ssl_read_internal/ssl_write_internal first), as a file offset."""
+    nm = subprocess.run(["nm", "-D", "--defined-only", lib], capture_output=True, text=True,
+                        check=True).stdout
+    addr = next(int(l.split()[0], 16) for l in nm.splitlines()
+                if len(l.split()) == 3 and l.split()[2].split("@")[0] == sym)
+    dis = subprocess.run(["objdump", "-d", "--no-show-raw-insn", f"--start-address={addr:#x}",
+                          f"--stop-address={addr + 160:#x}", lib], capture_output=True, text=True,
+                         check=True).stdout
+    for line in dis.splitlines():
+        f = line.split()
+        if len(f) >= 3 and f[1] == "call" and "@plt" not in line:
+            return file_offset(lib, int(f[2], 16))
+    raise AssertionError(f"no call in {sym} of {lib}")
+
+
 def curl_launch_part(a, port):
     base = f"https://127.0.0.1:{port}"
-    t = Tracer(a.binary, [], extra=["--", "curl", "-sk", "--http1.1", "-o", "/dev/null", "-o",
+    t = Tracer(a.binary, [], extra=["-v", "--", "curl", "-sk", "--http1.1", "-o", "/dev/null", "-o",
                                     "/dev/null", f"{base}/one", f"{base}/missing"])
     rc = t.wait(60)
     check(rc == 0, f"launch exit {rc}: {t.stderr()}")
@@ -136,6 +168,16 @@ def curl_launch_part(a, port):
     check(got == [("client", "/one", 200), ("client", "/missing", 404)], f"curl records {got}")
     tls_checks(recs)
     print("curl launched: client-side HTTPS records decoded")
+    # -v names the probe points: libssl's, where objdump finds SSL_read's and SSL_write's
+    # internal functions (the first call in each).
+    notes = re.findall(r"TLS probe points of '([^']*libssl[^']*)' \(OpenSSL\): read (0x[0-9a-f]+), "
+                       r"write (0x[0-9a-f]+)", t.stderr())
+    check(len(notes) == 1, f"-v: {len(notes)} libssl probe-point lines: {t.stderr()[-3000:]}")
+    lib, rd, wr = notes[0]
+    want = (first_call(lib, "SSL_read"), first_call(lib, "SSL_write"))
+    check((int(rd, 16), int(wr, 16)) == want,
+          f"-v probe points {rd}, {wr} of {lib}; objdump: {want[0]:#x}, {want[1]:#x}")
+    print(f"-v: probe points of {lib} = objdump's internal functions ({rd}, {wr})")
     # HTTP/2 negotiated over TLS (ALPN): said explicitly, not decoded yet.
     t = Tracer(a.binary, [], extra=["--", "curl", "-sk", "--http2", "-o", "/dev/null",
                                     f"{base}/one"])
