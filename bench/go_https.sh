@@ -12,7 +12,10 @@
 # the Go server's PID where it says nginx):
 #   A: wrk https untraced
 #   B: wrk https while `odigos-trace --pid <Go server> -q -o FILE` runs
-# in alternating order (AB, BA, ...). wrk (OpenSSL) is not traced. A B run is valid when the
+# in alternating order (AB, BA, ...); with FLOOR=1 also
+#   C: wrk https while counting perf uprobes (no BPF) sit on the points odigos-trace probes
+#      (named by its -v output), for the server only: the least a uprobe design pays
+# in rotating order (ABC, BCA, CAB, ...). wrk (OpenSSL) is not traced. A B run is valid when the
 # HTTPS records in FILE ("kind":"request" with "tls":{"established":true}) equal wrk's completed
 # requests within +-CONNS and the tracer reports 0 events lost; invalid runs are reported and
 # left out. Before the rounds a check run sends 20 requests on one connection and requires 20
@@ -22,8 +25,8 @@
 # benchmark, restored at exit), and memory.
 #
 # Environment: TRACER, PORT=18644, THREADS=1, CONNS=8, DURATION=5s, BPF_STATS=1, STRIP=0,
-# GOMAXPROCS (unset: Go uses every vCPU), OUT (results directory; default a temp dir that is
-# kept). Needs go, wrk, python3; bpftool for program names.
+# FLOOR=0, GOMAXPROCS (unset: Go uses every vCPU), OUT (results directory; default a temp dir
+# that is kept). Needs go, wrk, python3; bpftool for program names; FLOOR=1: perf, objdump.
 set -euo pipefail
 NAME=go_https.sh
 PORT=${PORT:-18644}
@@ -38,6 +41,7 @@ CONNS=${CONNS:-8}
 DURATION=${DURATION:-5s}
 BPF_STATS=${BPF_STATS:-1}
 STRIP=${STRIP:-0}
+FLOOR=${FLOOR:-0}
 
 require_root_and_tools go wrk python3
 setup_work go-https
@@ -67,7 +71,28 @@ setup_bpf_stats "side B"
 # ---- check: the Go TLS probes attach and every request gives one HTTPS record -------------
 check_tls_records /x $'hello GET /x (0 bytes)\n'
 
-run_rounds "$ROUNDS" A B
+# ---- FLOOR=1: side C is the least a uprobe design pays (nginx_ab.sh run_floor) ---------------
+# Counting perf uprobes, no BPF, on the very points odigos-trace probes in the server's crypto/tls
+# ((*Conn).Write and (*Conn).Read after their stack checks, Read's point after the copy), which
+# the tracer names with -v; valid when they counted >= 3.9 hits per request (2 Reads, 1 Write, 1
+# copy: what the B runs' program run counts show).
+SIDES=(A B)
+C_LABEL=
+if [ "$FLOOR" = 1 ]; then
+  "$TRACER" --pid "$NGINX_PID" -v -q -o /dev/null 2>"$OUT/points.err" &
+  pts=$!; register_bg "$pts"
+  wait_attached "$pts" "$OUT/points.err"
+  stop_bg "$pts" 30
+  read -r w r c < <(sed -n "s/.*TLS probe points of '[^']*' (Go [^)]*): write \(0x[0-9a-f]*\), read \(0x[0-9a-f]*\), read copied \(0x[0-9a-f]*\).*/\1 \2 \3/p" "$OUT/points.err" | head -1) ||
+    die "the tracer named no Go probe points with -v (see $OUT/points.err)"
+  floor_probe_add "$WORK/tlsprog" write_ent "$w"
+  floor_probe_add "$WORK/tlsprog" read_ent "$r"
+  floor_probe_add "$WORK/tlsprog" read_copied "$c"
+  run_c() { run_floor "$1" "$2" 3.9 "$NGINX_PID"; } # round order
+  SIDES=(A B C)
+  C_LABEL="uprobe floor"
+fi
+run_rounds "$ROUNDS" "${SIDES[@]}"
 kill -0 "$NGINX_PID" 2>/dev/null || die "the Go server died during the runs: $(head -c 500 "$WORK/server.err")"
 
 # ---- summary -----------------------------------------------------------------------------
@@ -81,7 +106,8 @@ kill -0 "$NGINX_PID" 2>/dev/null || die "the Go server died during the runs: $(h
   echo "tracer at the check run: $ATTACH_LINE"
   echo "valid B run: records with tls.established true = wrk completed +- $CONNS, 0 events lost"
   echo "$BPF_NOTE"
-  echo "round orders: AB, BA, ...; $ROUNDS rounds; 'nginx' below = the Go server process (/proc/PID/stat, all threads)"
+  [ "$FLOOR" != 1 ] || echo "C adds: counting perf uprobes (perf stat -p <server>, no BPF) on $FLOOR_NOTE the C 'records' column is their hit count; valid when >= 3.9 hits per request"
+  echo "round orders: ${SIDES[*]} rotated each round; $ROUNDS rounds; 'nginx' below = the Go server process (/proc/PID/stat, all threads)"
 } | tee "$OUT/meta.txt"
-$STATS summary "$OUT/runs.tsv" | sed "s/nginx master+workers/Go server/; s/^  nginx: /  server:/; s/nginx's/the server's/; s/nginx + wrk/server + wrk/" | tee "$OUT/summary.txt"
+$STATS summary "$OUT/runs.tsv" ${C_LABEL:+"$C_LABEL"} | sed "s/nginx master+workers/Go server/; s/^  nginx: /  server:/; s/nginx's/the server's/; s/nginx + wrk/server + wrk/" | tee "$OUT/summary.txt"
 echo "raw results: $OUT"

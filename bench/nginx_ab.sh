@@ -176,3 +176,72 @@ run_rounds() {
     done
   done
 }
+
+# ---- the uprobe floor (side C of FLOOR=1 runs) ------------------------------------------------
+# Counting perf uprobes: a breakpoint trap per hit and perf's counter, no BPF program, no socket
+# hook. floor_probe_add FILE NAME OFFSET adds one at a file offset, as odigos-trace attaches
+# (group odigos_floor, deleted at exit; the instruction there is said in FLOOR_NOTE); run_floor
+# counts them for the given PIDs only.
+FLOOR_PROBES=()
+FLOOR_EVENTS=
+FLOOR_NOTE=
+floor_cleanup() {
+  local rc=$? e
+  trap '' INT TERM # a second signal must not cut the cleanup short
+  for e in "${FLOOR_PROBES[@]}"; do perf probe -q -d "odigos_floor:$e" >/dev/null 2>&1 || echo "$NAME: could not delete perf probe odigos_floor:$e" >&2; done
+  FLOOR_PROBES=()
+  (exit "$rc")
+  bench_cleanup
+}
+# elf_addr FILE vaddr|offset N: N (a file offset, or a virtual address) as the other one, from
+# the ELF LOAD segments
+elf_addr() {
+  local n=$(($3)) off va fs
+  while read -r _ off va _ fs _; do
+    off=$((off)) va=$((va)) fs=$((fs))
+    if [ "$2" = vaddr ] && [ "$n" -ge "$off" ] && [ "$n" -lt $((off + fs)) ]; then printf '0x%x\n' $((n - off + va)); return; fi
+    if [ "$2" = offset ] && [ "$n" -ge "$va" ] && [ "$n" -lt $((va + fs)) ]; then printf '0x%x\n' $((n - va + off)); return; fi
+  done < <(readelf -lW "$1" | awk '$1 == "LOAD"')
+}
+floor_probe_add() { # FILE NAME OFFSET
+  command -v perf >/dev/null || die "FLOOR=1 needs perf (Debian: linux-perf)"
+  local va
+  va=$(elf_addr "$1" vaddr "$3")
+  [ -n "$va" ] || die "offset $3 is in no LOAD segment of $1"
+  [ "${#FLOOR_PROBES[@]}" -gt 0 ] || trap floor_cleanup EXIT
+  # perf probe takes a raw number as a file offset (see /sys/kernel/tracing/uprobe_events)
+  perf probe -q -x "$1" -a "odigos_floor:$2=$3" >/dev/null 2>"$OUT/perf-probe.err" ||
+    { cat "$OUT/perf-probe.err" >&2; die "perf probe at $3 of $1 failed"; }
+  FLOOR_PROBES+=("$2")
+  FLOOR_EVENTS+=${FLOOR_EVENTS:+,}odigos_floor:$2
+  FLOOR_NOTE+="$2 $(basename "$1")+$3 ($(objdump -d --no-show-raw-insn --start-address="$va" --stop-address=$((va + 8)) "$1" |
+    awk -F'\t' '/^ *[0-9a-f]+:/ { print $2; exit }' | sed 's/ *$//')); "
+}
+# first_call_vaddr FILE SYMBOL: the first direct call in a dynamic symbol that is not a PLT stub
+first_call_vaddr() {
+  local a
+  a=$(nm -D --defined-only "$1" | awk -v s="$2" '$3 == s || index($3, s "@@") == 1 { print "0x" $1; exit }')
+  [ -n "$a" ] || return 0
+  objdump -d --no-show-raw-insn --start-address="$a" --stop-address=$((a + 160)) "$1" |
+    awk '$2 == "call" && $0 !~ /@plt/ { print "0x" $3; exit }'
+}
+# run_floor ROUND ORDER MIN_HITS_PER_REQUEST PID...: wrk while perf stat counts the floor probes
+# in PID...; valid when they counted at least MIN_HITS_PER_REQUEST per completed request.
+run_floor() {
+  local round=$1 order=$2 min=$3 n0 n1 pid hits valid=yes
+  shift 3
+  perf stat -x, -e "$FLOOR_EVENTS" -p "$(echo "$@" | tr ' ' ',')" -o "$OUT/floor-$round.csv" &
+  pid=$!; register_bg "$pid"
+  sleep 1
+  n0=$(nginx_cpu)
+  run_wrk "$OUT/wrk-$round-C.txt"
+  n1=$(nginx_cpu)
+  stop_bg "$pid"
+  read -r rps completed p99 < <($STATS parse "$OUT/wrk-$round-C.txt")
+  hits=$(awk -F, '$3 ~ /odigos_floor/ { s += $1 } END { print s + 0 }' "$OUT/floor-$round.csv" 2>/dev/null || echo 0)
+  awk -v h="$hits" -v n="$completed" -v m="$min" 'BEGIN { exit !(n > 0 && h / n >= m) }' || valid=no
+  row "$round" C "$order" "$rps" "$completed" "$p99" "$hits" "$valid" 0 "$(fsub "$n0" "$n1")" "$(cat "$OUT/wrk-$round-C.txt.cpu")" \
+    - - - - - - - - - - - - - >>"$OUT/runs.tsv"
+  printf '  round %2d C: %9.0f req/s  p99 %7.0f us  uprobe hits %s (%s per request)%s\n' "$round" "$rps" "$p99" "$hits" \
+    "$(awk -v h="$hits" -v n="$completed" 'BEGIN { printf "%.2f", n ? h / n : 0 }')" "$([ $valid = yes ] || echo ' INVALID')"
+}

@@ -13,6 +13,9 @@
 # in alternating order (AB, BA, AB, ...); with NOTLS=1 also
 #   C: wrk https while `odigos-trace --pid <nginx master> --no-tls -q -o FILE` runs (the socket
 #      hooks only: the TLS connections are recognised as not decodable and ignored in the kernel)
+# or, with FLOOR=1,
+#   C: wrk https while counting perf uprobes (no BPF) sit on the entries of the two functions
+#      odigos-trace probes, for nginx's processes: the least any uprobe design pays
 # in rotating order (ABC, BCA, CAB, ...). wrk links OpenSSL too but is not traced: the tracer
 # attaches its uprobes to nginx's libssl for nginx's PIDs only. B starts wrk once the tracer is
 # attached. A B run is valid when the HTTPS records in FILE ("kind":"request" with
@@ -27,9 +30,9 @@
 # nginx's syscalls per request (uretprobe returns show as syscall 335).
 #
 # Environment: TRACER, PORT=18643, WORKERS=2, THREADS=1, CONNS=8, DURATION=5s, BPF_STATS=1,
-# DIAG=1, NOTLS=0, OUT (results directory; default a temp dir that is kept). If TRACER is not given and
+# DIAG=1, NOTLS=0, FLOOR=0, OUT (results directory; default a temp dir that is kept). If TRACER is not given and
 # build/odigos-trace is missing, it is built (cmake --build build --target odigos-trace).
-# Needs nginx (with the ssl module), wrk, openssl, python3; bpftool for program names, bpftrace
+# Needs nginx (with the ssl module), wrk, openssl, python3 (FLOOR=1: perf, objdump); bpftool for program names, bpftrace
 # for the diagnostic run.
 set -euo pipefail
 NAME=nginx_https.sh
@@ -48,7 +51,11 @@ DURATION=${DURATION:-5s}
 BPF_STATS=${BPF_STATS:-1}
 DIAG=${DIAG:-1}
 NOTLS=${NOTLS:-0}
-if [ "$NOTLS" = 1 ]; then SIDES=(A B C); C_LABEL="odigos-trace --no-tls"; else SIDES=(A B); C_LABEL=; fi
+FLOOR=${FLOOR:-0}
+[ "$NOTLS" = 1 ] && [ "$FLOOR" = 1 ] && die "NOTLS=1 and FLOOR=1 both want side C: choose one"
+if [ "$NOTLS" = 1 ]; then SIDES=(A B C); C_LABEL="odigos-trace --no-tls"
+elif [ "$FLOOR" = 1 ]; then SIDES=(A B C); C_LABEL="uprobe floor"
+else SIDES=(A B); C_LABEL=; fi
 
 if [ -z "$TRACER_GIVEN" ] && [ ! -x "$TRACER" ]; then
   echo "$NAME: $TRACER missing: building it" >&2
@@ -78,6 +85,22 @@ NGINX_SSL=$(libssl_of "$WORKER1")
 check_tls_records /index.html len=612
 
 run_c() { run_odigos "$1" "$2" C lost --no-tls; } # round order
+
+# ---- FLOOR=1: side C is the least a uprobe design pays ----------------------------------------
+# Counting perf uprobes (nginx_ab.sh run_floor: no BPF program, no socket hook, nothing decoded) on
+# the entries of the functions odigos-trace probes in nginx's libssl (ssl_read_internal /
+# ssl_write_internal, the first call in SSL_read / SSL_write, starting with `push`: emulated, not
+# single-stepped), for nginx's processes only. One breakpoint trap per SSL call: any design that
+# sees every SSL call pays at least this. Valid when the probes counted >= 2.9 hits per request.
+if [ "$FLOOR" = 1 ]; then
+  for fn in read write; do
+    at=$(first_call_vaddr "$NGINX_SSL" "SSL_$fn")
+    [ -n "$at" ] || die "no call found in SSL_$fn of $NGINX_SSL"
+    floor_probe_add "$NGINX_SSL" "${fn}_ent" "$(elf_addr "$NGINX_SSL" offset "$at")"
+  done
+  # shellcheck disable=SC2046
+  run_c() { run_floor "$1" "$2" 2.9 "$NGINX_PID" $(nginx_workers); } # round order
+fi
 run_rounds "$ROUNDS" "${SIDES[@]}"
 
 # ---- diagnostic run (not counted): nginx's syscalls per request ---------------------------
@@ -132,6 +155,7 @@ EOF
   echo "valid B run: records with tls.established true = wrk completed +- $CONNS, 0 events lost"
   echo "$BPF_NOTE"
   [ "$NOTLS" != 1 ] || echo "C adds: $(basename "$TRACER") --pid <nginx master> --no-tls -q -o FILE (socket hooks only; valid when 0 events lost)"
+  [ "$FLOOR" != 1 ] || echo "C adds: counting perf uprobes (perf stat -p <nginx pids>, no BPF) on $FLOOR_NOTE the C 'records' column is their hit count; valid when >= 2.9 hits per request"
   echo "round orders: ${SIDES[*]} rotated each round ($(IFS=; echo "${SIDES[*]}"), ...); $ROUNDS rounds"
   if [ -n "$DIAG_NOTE" ]; then echo "$DIAG_NOTE"; fi
 } | tee "$OUT/meta.txt"

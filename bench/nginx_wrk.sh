@@ -9,7 +9,9 @@
 #   A: wrk untraced
 #   B: wrk while `odigos-trace --pid <nginx master> -q -o FILE` runs
 #   C: wrk while `bpftrace bench/bpftrace_ref.bt <nginx master and worker pids>` runs
-#      (latency histograms of read/recv*/write*/send*/sendfile of those processes)
+#      (latency histograms of read/recv*/write*/send*/sendfile of those processes), or with
+#      FLOOR=1: while bench/hook_floor's empty BPF programs sit on the four hooks odigos-trace
+#      uses per socket call (the hooks' own cost; valid when they ran >= 8 times per request)
 # The order rotates (ABC, BCA, CAB, ...; AB, BA without C) so that drift hits every side.
 # B and C start wrk only once the tracer is attached. A B run is valid when the number of
 # "kind":"request" records in FILE matches wrk's completed requests within +-CONNS
@@ -21,8 +23,9 @@
 # tracer's memory (VmRSS, VmHWM, minus the ring buffer mapping).
 #
 # Environment: TRACER (default build/odigos-trace), PORT=18080, WORKERS=2, THREADS=1,
-# CONNS=8, DURATION=5s, BPFTRACE=1 (0: no side C), BPF_STATS=1 (0: leave the sysctl alone),
-# OUT (results directory; default a temp dir that is kept).
+# CONNS=8, DURATION=5s, BPFTRACE=1 (0: no side C), FLOOR=0 (1: side C is the hook floor; needs
+# clang, bpftool, cc, libbpf-dev), BPF_STATS=1 (0: leave the sysctl alone), OUT (results
+# directory; default a temp dir that is kept).
 # Needs nginx (nginx-light), wrk, python3, bpftrace, bpftool: scripts/install-deps.sh installs them.
 set -euo pipefail
 NAME=nginx_wrk.sh
@@ -33,6 +36,8 @@ CONNS=${CONNS:-8}
 DURATION=${DURATION:-5s}
 BPFTRACE=${BPFTRACE:-1}
 BPF_STATS=${BPF_STATS:-1}
+FLOOR=${FLOOR:-0}
+[ "$FLOOR" = 1 ] && BPFTRACE=0 # side C is the hook floor instead of bpftrace
 BT_SCRIPT=$BENCH_DIR/bpftrace_ref.bt
 
 require_root_and_tools nginx wrk python3
@@ -43,11 +48,12 @@ if [ "$BPFTRACE" = 1 ]; then
   elif [ "$WORKERS" -gt 15 ]; then
     BPFTRACE=0; C_NOTE="side C skipped: bpftrace_ref.bt takes at most 16 PIDs (WORKERS=$WORKERS)"
   fi
-else
+elif [ "$FLOOR" != 1 ]; then
   C_NOTE="side C skipped: BPFTRACE=0"
 fi
 [ -n "$C_NOTE" ] && echo "$NAME: $C_NOTE" >&2
-if [ "$BPFTRACE" = 1 ]; then SIDES=(A B C); DEFAULT_ROUNDS=12; else SIDES=(A B); DEFAULT_ROUNDS=10; fi
+if [ "$BPFTRACE" = 1 ] || [ "$FLOOR" = 1 ]; then SIDES=(A B C); DEFAULT_ROUNDS=12; else SIDES=(A B); DEFAULT_ROUNDS=10; fi
+C_LABEL=
 ROUNDS=${1:-$DEFAULT_ROUNDS}
 
 setup_work nginx-wrk
@@ -82,6 +88,35 @@ run_c() { # round order
     "$(awk -v a="$bpf_ns" -v n="$completed" 'BEGIN{printf "%.0f", n ? a / n : 0}')"
 }
 
+# ---- FLOOR=1: side C is the least odigos-trace's hooks cost ----------------------------------
+# bench/hook_floor: empty BPF programs on the four tp_btf hooks odigos-trace runs per socket call
+# (sock_send_length, sock_recv_length, tcp_sendmsg_locked, sk_data_ready), for every process as
+# odigos-trace's are: the hooks' own cost, before any filtering, copying or decoding. Valid (with
+# kernel.bpf_stats_enabled) when they ran >= 8 times per request (B's programs run ~11 times).
+if [ "$FLOOR" = 1 ]; then
+  require_root_and_tools clang bpftool cc
+  mkdir -p "$WORK/floor"
+  clang -g -O2 -mcpu=v3 -Wall -target bpf -D__TARGET_ARCH_x86 -c "$BENCH_DIR/hook_floor/floor.bpf.c" \
+    -o "$WORK/floor/floor.bpf.o" || die "cannot compile hook_floor/floor.bpf.c"
+  cc -O2 -Wall -o "$WORK/floor/floor_load" "$BENCH_DIR/hook_floor/floor_load.c" -lbpf || die "cannot build floor_load"
+  C_LABEL="hook floor"
+  run_c() { # round order
+    local err="$OUT/floor-$1.err" pid valid=yes
+    "$WORK/floor/floor_load" "$WORK/floor/floor.bpf.o" 2>"$err" &
+    pid=$!; register_bg "$pid"
+    wait_attached "$pid" "$err"
+    traced_wrk "$1" C "$pid"
+    stop_bg "$pid"
+    if [ "$bpf_runs" != 0 ] && [ -n "$bpf_runs" ]; then
+      awk -v r="$bpf_runs" -v n="$completed" 'BEGIN { exit !(n > 0 && r / n >= 8) }' || valid=no
+    fi
+    row "$1" C "$2" "$rps" "$completed" "$p99" - "$valid" 0 "$n_cpu" "$(cat "$OUT/wrk-$1-C.txt.cpu")" \
+      - - - "$bpf_ns" "$bpf_runs" "$bpf_progs" - - - - - - - >>"$OUT/runs.tsv"
+    printf '  round %2d C: %9.0f req/s  p99 %7.0f us  empty hook programs ran %s times per request (%s)\n' "$1" "$rps" "$p99" \
+      "$(awk -v r="$bpf_runs" -v n="$completed" 'BEGIN { printf "%.2f", n ? r / n : 0 }')" "$([ $valid = yes ] && echo valid || echo INVALID)"
+  }
+fi
+
 run_rounds "$ROUNDS" "${SIDES[@]}"
 
 # ---- summary -----------------------------------------------------------------------------
@@ -93,9 +128,11 @@ run_rounds "$ROUNDS" "${SIDES[@]}"
   echo "command: wrk -t$THREADS -c$CONNS -d$DURATION --latency $URL; B adds: $(basename "$TRACER") --pid <nginx master> -q -o FILE"
   if [ "$BPFTRACE" = 1 ]; then
     echo "C adds: bpftrace bench/bpftrace_ref.bt <master and worker pids> ($(bpftrace --version 2>/dev/null | head -1))"
+  elif [ "$FLOOR" = 1 ]; then
+    echo "C adds: bench/hook_floor: empty BPF programs on tp_btf sock_send_length, sock_recv_length, tcp_sendmsg_locked, sk_data_ready (every process); valid when they ran >= 8 times per request"
   else echo "$C_NOTE"; fi
   echo "$BPF_NOTE"
   echo "round orders: ${SIDES[*]} rotated each round; $ROUNDS rounds"
 } | tee "$OUT/meta.txt"
-$STATS summary "$OUT/runs.tsv" | tee "$OUT/summary.txt"
+$STATS summary "$OUT/runs.tsv" ${C_LABEL:+"$C_LABEL"} | tee "$OUT/summary.txt"
 echo "raw results: $OUT"

@@ -337,7 +337,8 @@ def summary(path, c_label=None):
     if okC:
         cu, cs = per_req(C, "tracer_user_s", okC), per_req(C, "tracer_sys_s", okC)
         cc = per_req(C, "tracer_cpu_s", okC)
-        print(f"  {c_name + ' process:':<21} {med(cc):.2f} per request (user {med(cu):.2f}, system {med(cs):.2f})")
+        if any(x is not None for x in cc):  # side C has a process of its own (not the uprobe floor)
+            print(f"  {c_name + ' process:':<21} {med(cc):.2f} per request (user {med(cu):.2f}, system {med(cs):.2f})")
 
     def bpf_lines(label, rs, pairs):
         ns, runs = f(rs, "bpf_ns", pairs), f(rs, "bpf_runs", pairs)
@@ -354,7 +355,7 @@ def summary(path, c_label=None):
           "including those filtered out for other processes such as wrk):")
     bpf_lines("odigos-trace", B, okB)
     per_prog(os.path.dirname(path), "B", okB, {p: float(B[p][col["completed"]]) for p in okB})
-    if okC:
+    if okC and any(x is not None for x in f(C, "bpf_ns", okC)):
         bpf_lines(c_short, C, okC)
 
     def mem_lines(label, rs, pairs):
