@@ -154,7 +154,7 @@ void fill_http1_record(Record& r, const http1::Exchange& ex, http1::Side side,
     target = slash == std::string_view::npos ? std::string_view("/") : target.substr(slash);
   }
   auto qpos = target.find('?');
-  r.set("url.path", std::string(target.substr(0, qpos)));
+  r.set("url.path", target.substr(0, qpos));
   if (qpos != std::string_view::npos) {
     std::string_view q = target.substr(qpos + 1);
     r.set("url.query", opt.redact ? redact_query(q) : std::string(q));
@@ -162,8 +162,8 @@ void fill_http1_record(Record& r, const http1::Exchange& ex, http1::Side side,
   if (resp) r.set("http.response.status_code", int64_t(resp->status));
   r.set("http.request.body.size", int64_t(req.body_size));
   if (resp) r.set("http.response.body.size", int64_t(resp->body_size));
-  r.set("url.scheme", std::string(id.tls_library ? "https" : "http"));
-  r.set("network.protocol.version", req.minor_version == 0 ? std::string("1.0") : std::string("1.1"));
+  r.set("url.scheme", id.tls_library ? "https" : "http");
+  r.set("network.protocol.version", req.minor_version == 0 ? "1.0" : "1.1");
   if (auto* ua = req.header("user-agent")) r.set("user_agent.original", *ua);
 
   const std::string& local = id.local_str;
@@ -172,7 +172,7 @@ void fill_http1_record(Record& r, const http1::Exchange& ex, http1::Side side,
   auto [host, host_port] = split_host(host_hdr ? std::string_view(*host_hdr) : std::string_view());
   if (r.side == RecordSide::kClient) {
     if (!host.empty()) {
-      r.set("server.address", std::string(host));
+      r.set("server.address", host);
       r.set("server.port", host_port > 0 ? host_port : int64_t(id.remote.port));
     } else if (!remote.empty()) {
       r.set("server.address", remote);
@@ -183,7 +183,7 @@ void fill_http1_record(Record& r, const http1::Exchange& ex, http1::Side side,
       r.set("client.port", int64_t(id.local.port));
     }
   } else {
-    if (!host.empty()) r.set("server.address", std::string(host));
+    if (!host.empty()) r.set("server.address", host);
     else if (!local.empty()) r.set("server.address", local);
     if (id.addrs_known) r.set("server.port", int64_t(id.local.port));
     if (!remote.empty()) {
@@ -199,7 +199,7 @@ void fill_http1_record(Record& r, const http1::Exchange& ex, http1::Side side,
     r.set("network.local.address", local);
     r.set("network.local.port", int64_t(id.local.port));
   }
-  if (id.local.family == 1) r.set("network.transport", std::string("unix"));
+  if (id.local.family == 1) r.set("network.transport", "unix");
 
   std::string error = ex.error_type;
   if (error.empty() && resp &&
@@ -208,7 +208,7 @@ void fill_http1_record(Record& r, const http1::Exchange& ex, http1::Side side,
   if (!error.empty()) r.set("error.type", error);
   if (id.tls_library) {
     r.set("tls.established", true);
-    r.set("odigos.tls.library", std::string(id.tls_library));
+    r.set("odigos.tls.library", id.tls_library);
   }
   if (ex.tunnel) r.set("odigos.http.tunnel", true);
   apply_trace_context(r, req);

@@ -51,10 +51,10 @@ void set_connection_attrs(Record& r, const ConnIdentity& id) {
     r.set("network.local.address", local);
     r.set("network.local.port", int64_t(id.local.port));
   }
-  if (unix_socket) r.set("network.transport", std::string("unix"));
+  if (unix_socket) r.set("network.transport", "unix");
   if (id.tls_library) {
     r.set("tls.established", true);
-    r.set("odigos.tls.library", std::string(id.tls_library));
+    r.set("odigos.tls.library", id.tls_library);
   }
 }
 

@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -76,6 +77,11 @@ struct Record {
   struct Attr {
     std::string_view key;
     AttrValue value;
+    Attr(std::string_view k, AttrValue v) : key(k), value(std::move(v)) {}
+    // A string value built in place from what makes a std::string.
+    template <class S>
+    Attr(std::string_view k, std::in_place_index_t<0>, S&& s)
+        : key(k), value(std::in_place_index<0>, std::forward<S>(s)) {}
   };
   std::vector<Attr> attrs;
   std::vector<std::unique_ptr<std::string>> owned_keys; // storage of dynamic keys
@@ -119,13 +125,21 @@ struct Record {
     return *this;
   }
 
-  template <size_t N>
-  void set(const char (&key)[N], AttrValue v) {
-    attrs.push_back(Attr{std::string_view(key, N - 1), std::move(v)});
+  // Values are built in the attribute vector: a string from a view, a literal
+  // or a std::string without a temporary AttrValue (a record sets ~20).
+  template <size_t N, class T>
+  void set(const char (&key)[N], T&& v) {
+    using D = std::remove_cv_t<std::remove_reference_t<T>>;
+    const std::string_view k(key, N - 1);
+    if constexpr (!std::is_same_v<D, AttrValue> && !std::is_same_v<D, bool> &&
+                  std::is_convertible_v<T&&, std::string_view>)
+      attrs.emplace_back(k, std::in_place_index<0>, std::forward<T>(v));
+    else
+      attrs.emplace_back(k, AttrValue(std::forward<T>(v)));
   }
   void set_dynamic(std::string key, AttrValue v) {
     owned_keys.push_back(std::make_unique<std::string>(std::move(key)));
-    attrs.push_back(Attr{*owned_keys.back(), std::move(v)});
+    attrs.emplace_back(*owned_keys.back(), std::move(v));
   }
   // Back to an empty record; keeps the attribute vector's capacity (a reused
   // record costs no allocation once warm).

@@ -27,6 +27,14 @@ inline uint64_t needs_escape(uint64_t w) {
          has_zero(w ^ (kOnes * '\\'));
 }
 
+// Bytes copied as they are (printable ASCII but '"' and '\\').
+constexpr std::array<bool, 256> make_plain() {
+  std::array<bool, 256> t{};
+  for (int c = 0x20; c < 0x80; c++) t[size_t(c)] = c != '"' && c != '\\';
+  return t;
+}
+constexpr std::array<bool, 256> kPlain = make_plain();
+
 // Worst case of put_json_string: every byte as \u00XX, plus the quotes.
 constexpr size_t string_bound(size_t n) { return 6 * n + 2; }
 
@@ -37,6 +45,13 @@ char* put_json_string(char* p, std::string_view s) {
   const size_t n = s.size();
   *p++ = '"';
   size_t i = 0;
+  if (n < 8) { // most values are short (methods, ports' hosts, names): one table check a byte
+    while (i < n && kPlain[static_cast<unsigned char>(d[i])]) *p++ = d[i++];
+    if (i == n) {
+      *p++ = '"';
+      return p;
+    }
+  }
   while (i < n) {
     uint64_t w;
     while (i + 8 <= n) {
@@ -47,8 +62,18 @@ char* put_json_string(char* p, std::string_view s) {
       i += 8;
     }
     if (i >= n) break;
+    if (n >= 8 && n - i < 8) {
+      // The last eight bytes, overlapping what was written: one check and
+      // one copy for the whole tail when it is plain.
+      std::memcpy(&w, d + n - 8, 8);
+      if (!needs_escape(w)) {
+        std::memcpy(p + (n - i) - 8, &w, 8);
+        p += n - i;
+        break;
+      }
+    }
     const auto c = static_cast<unsigned char>(d[i]);
-    if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+    if (kPlain[c]) {
       *p++ = char(c);
       i++;
     } else if (c == '"' || c == '\\') {
@@ -232,6 +257,8 @@ class PlanCache {
       scratch = build_plan(r);
       return &scratch;
     }
+    // Consecutive records mostly share their names (one protocol, one side).
+    if (last_ && same_keys(*last_, r)) return last_;
     uint64_t h = 1469598103934665603ull;
     for (auto& a : r.attrs) {
       h ^= reinterpret_cast<uintptr_t>(a.key.data()) ^ (a.key.size() << 48);
@@ -239,12 +266,12 @@ class PlanCache {
     }
     auto it = plans_.find(h);
     if (it != plans_.end()) {
-      if (same_keys(it->second, r)) return &it->second;
+      if (same_keys(it->second, r)) return last_ = &it->second;
       scratch = build_plan(r); // hash collision: keep the cached plan, use this one once
       return &scratch;
     }
     if (plans_.size() >= kMaxPlans) plans_.clear();
-    return &plans_.emplace(h, build_plan(r)).first->second;
+    return last_ = &plans_.emplace(h, build_plan(r)).first->second; // nodes: stable addresses
   }
 
  private:
@@ -257,6 +284,7 @@ class PlanCache {
   }
   static constexpr size_t kMaxPlans = 512;
   std::unordered_map<uint64_t, Plan> plans_;
+  const Plan* last_ = nullptr; // the plan found last (in plans_, cleared with it)
 };
 
 } // namespace

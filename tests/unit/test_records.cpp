@@ -3,9 +3,12 @@
 #include "conn/addr.hpp"
 #include "conn/http1_records.hpp"
 #include "core/clock.hpp"
+#include "core/utf8.hpp"
 #include "sinks/json.hpp"
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
+#include <random>
 
 using namespace odigos;
 
@@ -192,4 +195,59 @@ TEST_CASE("JSON strings: valid UTF-8 kept, every invalid sequence replaced (RFC 
   CHECK(j("\xF4\x90\x80\x80") == "\"\\ufffd\\ufffd\\ufffd\\ufffd\"");
   CHECK(j("\x80x") == "\"\\ufffdx\"");
   CHECK(j("\xE2\x82") == "\"\\ufffd\\ufffd\"");
+}
+
+// put_json_string copies plain ASCII eight bytes at a time and finishes a plain tail with one
+// overlapping eight-byte copy: every length and every position of a byte that needs escaping
+// must give what a byte-at-a-time writer gives, and valid UTF-8 must parse back to itself.
+TEST_CASE("JSON strings: the word-at-a-time writer equals a byte-at-a-time one",
+          "[records][utf8]") {
+  auto reference = [](std::string_view s) {
+    std::string out = "\"";
+    for (size_t i = 0; i < s.size();) {
+      const auto c = static_cast<unsigned char>(s[i]);
+      if (c == '"' || c == '\\') {
+        out += '\\';
+        out += char(c);
+      } else if (c == '\n') {
+        out += "\\n";
+      } else if (c == '\r') {
+        out += "\\r";
+      } else if (c == '\t') {
+        out += "\\t";
+      } else if (c < 0x20) {
+        out += fmt::format("\\u{:04x}", c);
+      } else if (c < 0x80) {
+        out += char(c);
+      } else if (size_t len = utf8_seq(s, i)) {
+        out.append(s.substr(i, len));
+        i += len;
+        continue;
+      } else {
+        out += "\\ufffd";
+      }
+      i++;
+    }
+    return out + "\"";
+  };
+  const std::string alphabet[] = {"a", "Z", " ", "\"", "\\", "\n", "\t", std::string(1, '\x01'),
+                                  "\x7f", "\xC3\xA9", "\xE2\x82\xAC", "\xF0\x9F\x98\x80",
+                                  "\x80", "\xC3", "/"};
+  std::mt19937 rng(7);
+  for (int round = 0; round < 20000; round++) {
+    std::string s;
+    const int parts = int(rng() % 24);
+    // Mostly plain text, so that the eight-byte paths and their tails are exercised.
+    for (int k = 0; k < parts; k++) s += rng() % 4 ? alphabet[rng() % 3] : alphabet[rng() % 15];
+    std::string got;
+    append_json_string(s, got);
+    REQUIRE(got == reference(s));
+    bool valid = true;
+    for (size_t i = 0; i < s.size() && valid;) {
+      const size_t len = utf8_seq(s, i);
+      valid = len > 0;
+      i += len;
+    }
+    if (valid) REQUIRE(nlohmann::json::parse(got).get<std::string>() == s);
+  }
 }

@@ -3,6 +3,8 @@
 #include "core/text.hpp"
 
 #include <algorithm>
+#include <array>
+#include <cstring>
 
 namespace odigos::w3c {
 
@@ -111,12 +113,20 @@ std::optional<std::string> tracestate_of(const std::vector<std::string_view>& fi
   return out;
 }
 
+namespace {
+// Each byte's two lower-case hex digits: one load and one two-byte store per
+// byte (every record writes 24 bytes of ids).
+constexpr std::array<std::array<char, 2>, 256> make_hex_pairs() {
+  constexpr char kHex[] = "0123456789abcdef";
+  std::array<std::array<char, 2>, 256> t{};
+  for (size_t b = 0; b < 256; b++) t[b] = {kHex[b >> 4], kHex[b & 15]};
+  return t;
+}
+constexpr auto kHexPairs = make_hex_pairs();
+} // namespace
+
 char* put_hex(char* out, const uint8_t* p, size_t n) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  for (size_t i = 0; i < n; i++) {
-    *out++ = kHex[p[i] >> 4];
-    *out++ = kHex[p[i] & 15];
-  }
+  for (size_t i = 0; i < n; i++, out += 2) std::memcpy(out, kHexPairs[p[i]].data(), 2);
   return out;
 }
 
