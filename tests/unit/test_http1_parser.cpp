@@ -191,3 +191,35 @@ TEST_CASE("http1 looks_like_h2_preface", "[http1][parser]") {
   CHECK_FALSE(looks_like_h2_preface("PRI * HTTP/1.1\r\n"));
   CHECK_FALSE(looks_like_h2_preface("GET / HTTP/1.1\r\n"));
 }
+
+// The session reuses one Message per direction: clear() must leave exactly what Message{}
+// is, whatever the previous message left (a parsed head, a body, flags).
+TEST_CASE("http1 Message::clear is a new message", "[http1][parser]") {
+  Message m;
+  REQUIRE(parse(kGetHead, true, m) > 0);
+  m.status = 404;
+  m.reason = "Not Found";
+  m.minor_version = 0;
+  m.body_size = 70000;
+  m.body.assign(5000, 'x'); // a large buffer is released, not kept per connection
+  m.body_truncated = m.chunked = m.complete = true;
+  m.first_ts_ns = 1;
+  m.last_ts_ns = 2;
+  m.clear();
+  const Message fresh;
+  CHECK(m.method == fresh.method);
+  CHECK(m.target == fresh.target);
+  CHECK(m.status == fresh.status);
+  CHECK(m.reason == fresh.reason);
+  CHECK(m.minor_version == fresh.minor_version);
+  CHECK(m.headers.empty());
+  CHECK(m.head_size == fresh.head_size);
+  CHECK(m.body_size == fresh.body_size);
+  CHECK(m.body.empty());
+  CHECK(m.body.capacity() <= 256);
+  CHECK(m.body_truncated == fresh.body_truncated);
+  CHECK(m.chunked == fresh.chunked);
+  CHECK(m.first_ts_ns == fresh.first_ts_ns);
+  CHECK(m.last_ts_ns == fresh.last_ts_ns);
+  CHECK(m.complete == fresh.complete);
+}

@@ -44,6 +44,10 @@ struct Message {
   bool complete = false;          // false: ended early (connection closed, reset, exit)
 
   const std::string* header(std::string_view lower_name) const;
+  // Back to a new message (as Message{}) without building and destroying one:
+  // the state a message is left in after it was moved into its exchange. A
+  // large body buffer (a message cut off by a desync) is released.
+  void clear();
 };
 
 struct Exchange {

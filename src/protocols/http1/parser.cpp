@@ -427,6 +427,27 @@ const std::string* Message::header(std::string_view lower_name) const {
   return nullptr;
 }
 
+// A field added to Message needs its line in clear() (and in the test of clear).
+static_assert(sizeof(Message) == 4 * sizeof(std::string) + sizeof(std::vector<Header>) + 64,
+              "Message changed: update Message::clear()");
+void Message::clear() {
+  method.clear();
+  target.clear();
+  status = 0;
+  reason.clear();
+  minor_version = 1;
+  headers.clear();
+  head_size = 0;
+  body_size = 0;
+  if (body.capacity() > 256) std::string().swap(body);
+  else body.clear();
+  body_truncated = false;
+  chunked = false;
+  first_ts_ns = 0;
+  last_ts_ns = 0;
+  complete = false;
+}
+
 long parse_head(std::string_view buf, bool is_request, Message& out) {
   detail::HeadInfo info;
   return detail::parse_head_ex(buf, is_request, out, info, nullptr);

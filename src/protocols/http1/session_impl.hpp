@@ -122,7 +122,7 @@ struct Session::Impl {
     return &at(static_cast<size_t>(seq - front_seq));
   }
   static void reset_msg(Dir& d) {
-    d.msg = Message{};
+    d.msg.clear();
     d.in_msg = false;
     d.seq = session_detail::kNoSeq;
   }
