@@ -22,6 +22,8 @@ using Side = proto::Side;
 struct Header {
   std::string name;  // lower-cased
   std::string value; // as sent, surrounding whitespace trimmed
+  Header() = default;
+  Header(std::string_view n, std::string_view v) : name(n), value(v) {}
 };
 
 struct Message {

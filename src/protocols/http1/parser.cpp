@@ -231,15 +231,21 @@ bool icase_is(std::string_view raw, std::string_view lit) {
     if (char(raw[k] | 0x20) != lit[k]) return false;
   return true;
 }
-bool kept_field_icase(std::string_view n) {
+// The kept field `n` names, as its lower-case literal (which, for a name
+// without control bytes, is `n` lower-cased); empty when not kept.
+std::string_view kept_field_icase(std::string_view n) {
+  const auto is = [&](std::string_view lit) { return icase_is(n, lit) ? lit : std::string_view(); };
   switch (n.size()) {
-  case 4: return icase_is(n, "host");
-  case 7: return icase_is(n, "upgrade");
-  case 10: return icase_is(n, "user-agent") || icase_is(n, "tracestate");
-  case 11: return icase_is(n, "traceparent");
-  case 14: return icase_is(n, "content-length");
-  case 17: return icase_is(n, "transfer-encoding");
-  default: return false;
+  case 4: return is("host");
+  case 7: return is("upgrade");
+  case 10: {
+    const std::string_view ua = is("user-agent");
+    return ua.empty() ? is("tracestate") : ua;
+  }
+  case 11: return is("traceparent");
+  case 14: return is("content-length");
+  case 17: return is("transfer-encoding");
+  default: return {};
   }
 }
 } // namespace
@@ -267,11 +273,15 @@ bool parse_field_line(std::string_view line, std::vector<Header>& out, FieldKeep
     // are compared (case-insensitively, without copying).
     const std::string_view raw = line.substr(0, colon);
     if (!swar_clean(raw, 0x21)) return false;
-    const bool kept = kept_field_icase(raw);
+    const std::string_view kept = kept_field_icase(raw);
     keep->seen = true;
-    keep->prev_dropped = !kept;
-    if (!kept) return true;
-    keep = nullptr; // stored below, fully validated
+    keep->prev_dropped = kept.empty();
+    if (kept.empty()) return true;
+    // Its name is the literal: no lower-casing or token check left to do.
+    const std::string_view value = trim_ows(line.substr(colon + 1));
+    if (!all_text(value)) return false;
+    out.emplace_back(kept, value);
+    return true;
   }
   const std::string_view value = trim_ows(line.substr(colon + 1));
   if (!all_text(value)) return false;
@@ -297,9 +307,7 @@ bool parse_field_line(std::string_view line, std::vector<Header>& out, FieldKeep
     keep->prev_dropped = !keep->all && !kept_field(name);
     if (keep->prev_dropped) return true;
   }
-  Header& h = out.emplace_back();
-  h.name.assign(name);
-  h.value.assign(value);
+  out.emplace_back(name, value);
   return true;
 }
 
