@@ -6,28 +6,17 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 
-SEC("tp_btf/sock_send_length")
-int BPF_PROG(floor_sock_send)
-{
-	return 0;
-}
+/* One empty program on tp_btf/HOOK. */
+#define FLOOR_PROG(name, hook)        \
+	SEC("tp_btf/" hook)           \
+	int BPF_PROG(name)            \
+	{                             \
+		return 0;             \
+	}
 
-SEC("tp_btf/sock_recv_length")
-int BPF_PROG(floor_sock_recv)
-{
-	return 0;
-}
-
-SEC("tp_btf/tcp_sendmsg_locked")
-int BPF_PROG(floor_tcp_sendmsg)
-{
-	return 0;
-}
-
-SEC("tp_btf/sk_data_ready")
-int BPF_PROG(floor_sk_data_ready)
-{
-	return 0;
-}
+FLOOR_PROG(floor_sock_send, "sock_send_length")
+FLOOR_PROG(floor_sock_recv, "sock_recv_length")
+FLOOR_PROG(floor_tcp_sendmsg, "tcp_sendmsg_locked")
+FLOOR_PROG(floor_sk_data_ready, "sk_data_ready")
 
 char LICENSE[] SEC("license") = "GPL";
