@@ -35,22 +35,38 @@ class NdjsonSink final : public Sink {
   void write(const Record& r) override {
     if (!ok()) return;
     JsonLayout layout = layout_record_json(r);
-    // line_ is scratch space that only grows (zero-filled once per growth).
-    if (line_.size() < layout.bound + 1) line_.resize(std::max(2 * line_.size(), layout.bound + 1));
-    char* end = put_record_json(line_.data(), r, layout);
+    // Lines are written straight into buf_; to a file of our own (-o) they go
+    // out in one piece when the next might not fit and at every flush (each
+    // reader round), not copied into stdio's buffer one by one. buf_ only
+    // grows (zero-filled once per growth).
+    if (used_ + layout.bound + 1 > buf_.size()) {
+      flush_lines();
+      if (!ok()) return;
+      if (buf_.size() < layout.bound + 1) buf_.resize(std::max(kBuffer, layout.bound + 1));
+    }
+    char* end = put_record_json(buf_.data() + used_, r, layout);
     *end++ = '\n';
-    const size_t n = size_t(end - line_.data());
-    if (fwrite(line_.data(), 1, n, out_) != n) fail(errno, "writing " + name_);
+    used_ = size_t(end - buf_.data());
+    // Standard output may be shared with another sink (--json --traces): each
+    // line goes to stdio at once there, to keep the two in order.
+    if (!owned_) flush_lines();
   }
   void flush() override {
+    flush_lines();
     if (ok() && fflush(out_) != 0) fail(errno, "writing " + name_);
   }
 
  private:
+  static constexpr size_t kBuffer = 64 * 1024;
+  void flush_lines() {
+    if (used_ && ok() && fwrite(buf_.data(), 1, used_, out_) != used_) fail(errno, "writing " + name_);
+    used_ = 0;
+  }
   FILE* out_;
   bool owned_;
   std::string name_;
-  std::string line_; // scratch, only grows: no allocation per record once warm
+  std::string buf_; // lines not yet handed to out_: buf_[0, used_)
+  size_t used_ = 0;
 };
 
 class TerminalSink final : public Sink {
