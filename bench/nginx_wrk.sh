@@ -2,7 +2,8 @@
 # Overhead of odigos-trace on nginx serving a small static file, measured with wrk, with a
 # bpftrace script as a reference.
 #
-#   sudo bench/nginx_wrk.sh [ROUNDS]      (default 12 with bpftrace, 10 without; see docs/BENCHMARKS.md)
+#   sudo bench/nginx_wrk.sh [ROUNDS [TRACER]]   (default 12 rounds with bpftrace, 10 without;
+#                                               TRACER build/odigos-trace; see docs/BENCHMARKS.md)
 #
 # Starts its own nginx (127.0.0.1:$PORT, $WORKERS workers, access_log off, sendfile on,
 # a 612-byte index.html), then runs ROUNDS rounds of
@@ -29,6 +30,7 @@
 # Needs nginx (nginx-light), wrk, python3, bpftrace, bpftool: scripts/install-deps.sh installs them.
 set -euo pipefail
 NAME=nginx_wrk.sh
+[ $# -ge 2 ] && TRACER=$2 # as the other scripts: [ROUNDS [TRACER]]
 source "$(dirname "$0")/nginx_common.sh"
 source "$(dirname "$0")/nginx_ab.sh"
 THREADS=${THREADS:-1}
