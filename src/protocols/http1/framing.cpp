@@ -115,6 +115,7 @@ long Session::Impl::take_head(Dir& d, std::string_view view, uint64_t ts) {
     }
   }
   HeadInfo info;
+  lend_headers(d.msg);
   const long n = detail::parse_head_ex(view, request, d.msg, info, &d.scan, lim.keep_all_headers);
   if (n == 0) return 0;
   if (n < 0 || static_cast<size_t>(n) > lim.max_head_bytes) {

@@ -8,6 +8,31 @@ namespace odigos::http1 {
 using namespace session_detail;
 using detail::Scan;
 
+namespace session_detail {
+namespace {
+constexpr size_t kHeaderPoolMax = 64;
+constexpr size_t kPooledCapacityMax = 32; // a --show headers message may have many: not kept
+std::vector<std::vector<Header>>& header_pool() {
+  thread_local std::vector<std::vector<Header>> pool;
+  return pool;
+}
+} // namespace
+
+void recycle_headers(std::vector<Header>& v) {
+  auto& pool = header_pool();
+  if (v.capacity() == 0 || v.capacity() > kPooledCapacityMax || pool.size() >= kHeaderPoolMax) return;
+  v.clear();
+  pool.push_back(std::move(v));
+}
+
+void lend_headers(Message& m) {
+  auto& pool = header_pool();
+  if (m.headers.capacity() != 0 || pool.empty()) return;
+  m.headers.swap(pool.back());
+  pool.pop_back();
+}
+} // namespace session_detail
+
 Session::Impl::Impl(Side s, Limits l) : side(s), lim(l) {
   lim.max_pending = std::max<size_t>(lim.max_pending, 1);
   dirs[0].ingress = false;
@@ -349,6 +374,10 @@ std::vector<Exchange> Session::take_exchanges() {
 }
 
 void Session::take_exchanges(std::vector<Exchange>& out) {
+  for (Exchange& ex : out) { // the caller is done with the previous batch
+    recycle_headers(ex.request.headers);
+    if (ex.response) recycle_headers(ex.response->headers);
+  }
   out.clear();
   out.swap(impl_->ready);
 }

@@ -75,6 +75,13 @@ struct Stashed {
   std::string data;
 };
 
+// Header vectors of delivered exchanges, reused by the next heads (a message
+// would otherwise allocate one vector and free one). A pool per thread, shared
+// by the sessions of that thread: no lock, no memory per idle connection.
+void recycle_headers(std::vector<Header>& v);
+// Gives m a pooled vector when it has none.
+void lend_headers(Message& m);
+
 } // namespace session_detail
 
 struct Session::Impl {
