@@ -126,12 +126,21 @@ int BPF_KRETPROBE(ot_tls_exit)
 #define X86_EFLAGS_CF 0x0001
 #define X86_EFLAGS_ZF 0x0040
 
-static __always_inline int go_enter(struct pt_regs *ctx, __u8 dir)
+/* A hit on the jbe after a Go function's stack check, in a traced process:
+ * its tgid. 0 for the branch to morestack (CF or ZF set: the function starts
+ * over, not a call) and for processes not traced. */
+static __always_inline __u32 go_entry_tgid(struct pt_regs *ctx)
 {
 	if (ctx->flags & (X86_EFLAGS_CF | X86_EFLAGS_ZF))
 		return 0;
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	if (!current_is_traced(tgid))
+	return current_is_traced(tgid) ? tgid : 0;
+}
+
+static __always_inline int go_enter(struct pt_regs *ctx, __u8 dir)
+{
+	__u32 tgid = go_entry_tgid(ctx);
+	if (!tgid)
 		return 0;
 	struct go_call_key key = {.tgid = tgid, .g = ctx->r14};
 	struct tls_call call = {
@@ -235,10 +244,8 @@ int BPF_KPROBE(ot_go_read_copied)
 SEC("uprobe")
 int BPF_KPROBE(ot_go_http_round_trip)
 {
-	if (ctx->flags & (X86_EFLAGS_CF | X86_EFLAGS_ZF))
-		return 0;
-	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	if (!current_is_traced(tgid))
+	__u32 tgid = go_entry_tgid(ctx);
+	if (!tgid)
 		return 0;
 	/* RBX = *transportRequest, whose first field is the embedded *Request. */
 	__u64 req = 0;
@@ -253,10 +260,8 @@ int BPF_KPROBE(ot_go_http_round_trip)
 SEC("uprobe")
 int BPF_KPROBE(ot_go_http_request_write)
 {
-	if (ctx->flags & (X86_EFLAGS_CF | X86_EFLAGS_ZF))
-		return 0;
-	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	if (!current_is_traced(tgid))
+	__u32 tgid = go_entry_tgid(ctx);
+	if (!tgid)
 		return 0;
 	struct go_req_key k = {.tgid = tgid, .req = ctx->ax};
 	__u64 *owner = bpf_map_lookup_elem(&go_req_owner, &k);
@@ -274,6 +279,22 @@ int BPF_KPROBE(ot_go_http_request_write)
 	bpf_map_update_elem(&go_writers, &wk, &w, BPF_ANY);
 	bpf_map_delete_elem(&go_req_owner, &k);
 	return 0;
+}
+
+/* A goroutine creation or exit event; false when the ring buffer is full
+ * (counted as a drop). */
+static __always_inline bool emit_go_event(__u32 type, __u64 parent, __u64 child)
+{
+	struct ot_go_spawn_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count_drop(OT_DROP_RINGBUF);
+		return false;
+	}
+	fill_hdr(&e->hdr, type);
+	e->parent = parent;
+	e->child = child;
+	bpf_ringbuf_submit(e, ringbuf_flags());
+	return true;
 }
 
 /* Goroutine creation, for trace linking: on the call to runtime.runqput in
@@ -301,16 +322,8 @@ int BPF_KPROBE(ot_go_spawn)
 	    !curg || bpf_probe_read_user(&curg_m, sizeof(curg_m), (void *)(curg + g_m)) ||
 	    curg_m != m)
 		curg = 0;
-	struct ot_go_spawn_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
-		count_drop(OT_DROP_RINGBUF);
+	if (!emit_go_event(OT_EV_GO_SPAWN, curg, ctx->bx))
 		__sync_fetch_and_add(&go_spawn_lost, 1);
-		return 0;
-	}
-	fill_hdr(&e->hdr, OT_EV_GO_SPAWN);
-	e->parent = curg;
-	e->child = ctx->bx;
-	bpf_ringbuf_submit(e, ringbuf_flags());
 	return 0;
 }
 
@@ -322,20 +335,8 @@ int BPF_KPROBE(ot_go_spawn)
 SEC("uprobe")
 int BPF_KPROBE(ot_go_exit)
 {
-	if (ctx->flags & (X86_EFLAGS_CF | X86_EFLAGS_ZF))
-		return 0;
-	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	if (!current_is_traced(tgid) || !ctx->ax)
-		return 0;
-	struct ot_go_spawn_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
-		count_drop(OT_DROP_RINGBUF);
-		return 0;
-	}
-	fill_hdr(&e->hdr, OT_EV_GO_EXIT);
-	e->parent = 0;
-	e->child = ctx->ax;
-	bpf_ringbuf_submit(e, ringbuf_flags());
+	if (go_entry_tgid(ctx) && ctx->ax)
+		emit_go_event(OT_EV_GO_EXIT, 0, ctx->ax);
 	return 0;
 }
 
