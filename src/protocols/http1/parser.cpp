@@ -210,18 +210,6 @@ bool looks_like_h2_settings(std::string_view buf) {
          b(7) == 0 && b(8) == 0;
 }
 
-bool kept_field(std::string_view n) {
-  switch (n.size()) {
-  case 4: return n == "host";
-  case 7: return n == "upgrade";
-  case 10: return n == "user-agent" || n == "tracestate";
-  case 11: return n == "traceparent";
-  case 14: return n == "content-length";
-  case 17: return n == "transfer-encoding";
-  default: return false;
-  }
-}
-
 namespace {
 // `raw` equals the lower-case `lit` ignoring ASCII case. Exact for names
 // without control bytes: only 'A'-'Z' map onto 'a'-'z' under | 0x20, and
@@ -267,24 +255,24 @@ bool parse_field_line(std::string_view line, std::vector<Header>& out, FieldKeep
   const void* c = std::memchr(line.data(), ':', line.size());
   if (!c || c == line.data()) return false;
   const size_t colon = static_cast<size_t>(static_cast<const char*>(c) - line.data());
+  std::string_view kept;
   if (keep && !keep->all) {
     // Most fields are dropped: their names are only checked for spaces and
     // control bytes (eight at a time), and only names as long as a kept one
     // are compared (case-insensitively, without copying).
     const std::string_view raw = line.substr(0, colon);
     if (!swar_clean(raw, 0x21)) return false;
-    const std::string_view kept = kept_field_icase(raw);
+    kept = kept_field_icase(raw);
     keep->seen = true;
     keep->prev_dropped = kept.empty();
     if (kept.empty()) return true;
-    // Its name is the literal: no lower-casing or token check left to do.
-    const std::string_view value = trim_ows(line.substr(colon + 1));
-    if (!all_text(value)) return false;
-    out.emplace_back(kept, value);
-    return true;
   }
   const std::string_view value = trim_ows(line.substr(colon + 1));
   if (!all_text(value)) return false;
+  if (!kept.empty()) { // its literal is its name: no lower-casing or token check left
+    out.emplace_back(kept, value);
+    return true;
+  }
   // Validate and lower-case in one branch-free pass (locals: no aliasing).
   char small[32];
   std::string name_buf;
@@ -302,10 +290,9 @@ bool parse_field_line(std::string_view line, std::vector<Header>& out, FieldKeep
   }
   if (bad) return false;
   const std::string_view name(dst, colon);
-  if (keep) {
+  if (keep) { // every field is stored (keep->all)
     keep->seen = true;
-    keep->prev_dropped = !keep->all && !kept_field(name);
-    if (keep->prev_dropped) return true;
+    keep->prev_dropped = false;
   }
   out.emplace_back(name, value);
   return true;

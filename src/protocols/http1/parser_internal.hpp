@@ -49,9 +49,11 @@ struct HeadScan {
 
 // parse_head plus framing facts; `scan` (optional, value-initialised for a
 // new head) carries progress between calls on a growing buffer.
-// `keep_all` false: only the fields later stages read are stored (see
-// kept_field); the rest are validated and dropped, which saves most of the
-// per-message allocation when headers are not shown.
+// `keep_all` false: only the fields later stages read are stored (host,
+// user-agent, traceparent, tracestate, and the framing fields content-length,
+// transfer-encoding, upgrade: kept_field_icase in parser.cpp); the rest are
+// validated and dropped, which saves most of the per-message allocation when
+// headers are not shown.
 long parse_head_ex(std::string_view buf, bool is_request, Message& out, HeadInfo& info,
                    HeadScan* scan, bool keep_all = true);
 
@@ -62,10 +64,6 @@ struct FieldKeep {
   bool seen = false;         // a field line was parsed before
   bool prev_dropped = false; // ... and it was not stored
 };
-// Fields stored even when not all are: framing, the record's attributes and
-// trace context.
-bool kept_field(std::string_view lower_name);
-
 // One field line without its CRLF (also used for chunked trailers). A line
 // starting with SP/HTAB continues the previous field (obsolete folding).
 bool parse_field_line(std::string_view line, std::vector<Header>& out, FieldKeep* keep = nullptr);
