@@ -362,9 +362,9 @@ int run_tracer(const Options& opt_in, const char* self_exe) {
       const std::string exe = fmt::format("/proc/{}/exe", pid);
       struct stat st{};
       if (stat(exe.c_str(), &st) != 0) return false;
+      if (go_by_exe.size() >= 4096) go_by_exe.clear(); // before the lookup: `it` stays valid
       auto [it, fresh] = go_by_exe.try_emplace({uint64_t(st.st_dev), uint64_t(st.st_ino)}, false);
       if (fresh) it->second = GoBinary::minor_version_of(exe) >= 17;
-      if (go_by_exe.size() > 4096) go_by_exe.clear();
       return it->second;
     });
   ConnTracker tracker(
