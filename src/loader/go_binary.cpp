@@ -1006,19 +1006,18 @@ std::optional<GoTlsProbes> find_go_tls_probes(const std::string& path, std::stri
     }
   }
   if (out) {
-    out->spawn = spawn_point(*bin, h, &out->spawn_why);
+    // Refused before the disassembly of spawn_point, which these make moot.
     // Goroutines created elsewhere than runtime.newproc would take over a g
     // struct unseen, keeping what was known of its previous goroutine.
-    if (out->spawn && bin->function("runtime.newcoro")) {
-      out->spawn.reset();
+    if (bin->function("runtime.newcoro")) {
       out->spawn_why = "it uses coroutines (runtime.newcoro creates their goroutines without runtime.newproc)";
-    }
-    // The transport's own goroutines (dialConnFor, readLoop, writeLoop) are
-    // started while a request is handled: without the client points saying
-    // whose request a writeLoop writes, they would be taken for that request's.
-    if (out->spawn && rt && rw && !(out->http_round_trip && out->http_request_write)) {
-      out->spawn.reset();
+    } else if (rt && rw && !(out->http_round_trip && out->http_request_write)) {
+      // The transport's own goroutines (dialConnFor, readLoop, writeLoop) are
+      // started while a request is handled: without the client points saying
+      // whose request a writeLoop writes, they would be taken for that request's.
       out->spawn_why = "net/http's client is in it but its probe points were not found";
+    } else {
+      out->spawn = spawn_point(*bin, h, &out->spawn_why);
     }
   }
   cs_close(&h);
