@@ -193,7 +193,7 @@ struct Linker::Impl {
   // Goroutines working for a request that ended: when (kernel clock), kept
   // while their request is active and a little after.
   struct Exit {
-    Origin origin;
+    uint64_t cookie = 0, seq = 0; // the request it worked for (Origin's, not its chain)
     uint64_t at = 0;
   };
   std::unordered_map<IncKey, Exit, IncHash> exited;
@@ -265,11 +265,12 @@ struct Linker::Impl {
     return c.go ? user_ctx : tid;
   }
 
-  // Is the request of origin o still being handled?
-  const Conn* active(const Origin& o) const {
-    auto c = conns.find(o.cookie);
-    return c != conns.end() && c->second.on && c->second.active_seq == o.seq ? &c->second : nullptr;
+  // Is request `seq` of connection `cookie` still being handled?
+  const Conn* active(uint64_t cookie, uint64_t seq) const {
+    auto c = conns.find(cookie);
+    return c != conns.end() && c->second.on && c->second.active_seq == seq ? &c->second : nullptr;
   }
+  const Conn* active(const Origin& o) const { return active(o.cookie, o.seq); }
   // The one request context k works for: its own active one, else the one it
   // inherited when its goroutine was started, if still active.
   bool origin_of(const CtxKey& k, Origin* o) const {
@@ -773,7 +774,7 @@ void Linker::Impl::sweep(bool all) {
   // Exits nothing asks about any more: their request is over (and the
   // waits for late exits too).
   for (auto it = exited.begin(); it != exited.end();)
-    it = all || (!active(it->second.origin) && now >= it->second.at + 4 * kExitGraceNs)
+    it = all || (!active(it->second.cookie, it->second.seq) && now >= it->second.at + 4 * kExitGraceNs)
              ? exited.erase(it)
              : std::next(it);
 }
@@ -870,7 +871,7 @@ void Linker::go_exit(uint32_t pid, uint64_t g, uint64_t ts) {
   if (s == m.spawned.end()) return; // not one that works for a request
   if (m.exited.size() >= Impl::kMaxSpawned) m.exited.clear(); // spans then stay unlinked
   const IncKey key{pid, g, s->second.spawned_at};
-  m.exited[key] = Impl::Exit{s->second, ts};
+  m.exited[key] = Impl::Exit{s->second.cookie, s->second.seq, ts};
   m.spawned.erase(s);
   // Spans that waited for this exit.
   if (m.exit_waiting.empty()) return;
