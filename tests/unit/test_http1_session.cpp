@@ -6,6 +6,7 @@
 #include "protocols/http1/http1.hpp"
 
 #include <sstream>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -853,4 +854,34 @@ TEST_CASE("http1 long heads trickling in byte by byte", "[http1][session]") {
   CHECK(xs[0].request.head_size == req.size());
   CHECK(xs[0].request.first_ts_ns == 1);
   CHECK(xs[0].request.last_ts_ns == req.size());
+}
+
+// A caller that hands its exchange vector back (take_exchanges(out), as SessionDecoder::drain
+// does) returns the header vectors of the previous batch to a pool: the next messages' heads
+// are parsed into them instead of newly allocated ones, and carry nothing over.
+TEST_CASE("http1: header vectors of a delivered batch serve the next heads", "[http1][session]") {
+  Session s(Side::kServer);
+  std::vector<Exchange> out;
+  const std::string resp = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+  s.on_data(kIn, seg(get("/one"), 1));
+  s.on_data(kOut, seg(resp, 2));
+  s.take_exchanges(out);
+  REQUIRE(out.size() == 1);
+  REQUIRE(out[0].response);
+  const std::set<const Header*> first = {out[0].request.headers.data(),
+                                         out[0].response->headers.data()};
+  s.on_data(kIn, seg(get("/two"), 3));
+  s.on_data(kOut, seg(resp, 4));
+  s.take_exchanges(out); // the first batch goes back to the pool here
+  s.on_data(kIn, seg("GET /three HTTP/1.1\r\nUser-Agent: t\r\n\r\n", 5));
+  s.on_data(kOut, seg(resp, 6));
+  s.take_exchanges(out);
+  REQUIRE(out.size() == 1);
+  REQUIRE(out[0].response);
+  const Message& rq = out[0].request;
+  CHECK(first.count(rq.headers.data()) == 1);
+  CHECK(first.count(out[0].response->headers.data()) == 1);
+  REQUIRE(rq.headers.size() == 1); // the recycled vector kept no field of /one
+  CHECK(rq.headers[0].name == "user-agent");
+  CHECK(rq.target == "/three");
 }
